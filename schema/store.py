@@ -1,0 +1,258 @@
+"""The one CQL session of a process, made safe to use from asyncio.
+
+Statements are prepared once and kept in a bounded LRU; driver futures complete on the driver's
+own threads and are handed to the event loop with ``call_soon_threadsafe``; idempotent statements
+are retried with full-jitter backoff; a circuit breaker refuses calls while the store is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from cassandra import (
+    ConsistencyLevel,
+    DriverException,
+    OperationTimedOut,
+    ReadFailure,
+    ReadTimeout,
+    Unavailable,
+    WriteFailure,
+    WriteTimeout,
+)
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    ResponseFuture,
+    Session,
+)
+from cassandra.connection import ConnectionException
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
+from cassandra.query import PreparedStatement
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from config.settings import StoreSettings
+from schema.breaker import BreakerOpenError, BreakerState, CircuitBreaker
+from worker.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+#: Errors that say the store (or the path to it) is unwell, not that the statement is wrong.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    NoHostAvailable,
+    OperationTimedOut,
+    Unavailable,
+    ReadTimeout,
+    WriteTimeout,
+    ReadFailure,
+    WriteFailure,
+    ConnectionException,
+)
+
+
+class StoreUnavailableError(Exception):
+    """The store could not be reached (after retries, or the breaker is open)."""
+
+
+class Store:
+    """Async access to one CQL session; build it with :meth:`connect`, end it with :meth:`close`."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        session: Session,
+        settings: StoreSettings,
+        metrics: Metrics | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.session = session
+        self.settings = settings
+        self.metrics = metrics
+        self.breaker = breaker or CircuitBreaker(
+            settings.breaker_failures,
+            settings.breaker_reset_s,
+            on_change=self._breaker_changed,
+        )
+        self._prepared: OrderedDict[str, PreparedStatement] = OrderedDict()
+        self._preparing: dict[str, asyncio.Future[PreparedStatement]] = {}
+        self._write_cl = ConsistencyLevel.name_to_value[settings.write_consistency]
+        self._read_cl = ConsistencyLevel.name_to_value[settings.read_consistency]
+        self._serial_cl = ConsistencyLevel.name_to_value[settings.serial_consistency]
+
+    @classmethod
+    async def connect(
+        cls,
+        settings: StoreSettings,
+        metrics: Metrics | None = None,
+        keyspace: str | None = None,
+    ) -> Store:
+        """Open the cluster connection (in a thread: the driver's connect blocks)."""
+        profile = ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(
+                DCAwareRoundRobinPolicy(local_dc=settings.local_dc)
+            ),
+            consistency_level=ConsistencyLevel.name_to_value[settings.read_consistency],
+            serial_consistency_level=ConsistencyLevel.name_to_value[settings.serial_consistency],
+            request_timeout=settings.request_timeout_s,
+        )
+        auth = None
+        if settings.username:
+            password = settings.password.get_secret_value() if settings.password else ""
+            auth = PlainTextAuthProvider(username=settings.username, password=password)
+        ssl_context = None
+        if settings.tls_enabled:
+            ssl_context = ssl.create_default_context(
+                cafile=str(settings.tls_cafile) if settings.tls_cafile else None
+            )
+        cluster = Cluster(
+            contact_points=settings.contact_points,
+            port=settings.port,
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            auth_provider=auth,
+            ssl_context=ssl_context,
+            connect_timeout=settings.connect_timeout_s,
+            reconnection_policy=ExponentialReconnectionPolicy(0.5, 10.0),
+            idle_heartbeat_interval=10,
+        )
+        try:
+            session = await asyncio.to_thread(cluster.connect, keyspace)
+        except Exception as exc:
+            cluster.shutdown()
+            points = ",".join(settings.contact_points)
+            raise StoreUnavailableError(
+                f"cannot connect to the store at {points}:{settings.port}: {type(exc).__name__}"
+            ) from None
+        return cls(cluster, session, settings, metrics)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.cluster.shutdown)
+
+    @property
+    def is_scylla(self) -> bool:
+        """True when the cluster is ScyllaDB (it reports a scylla-specific system table)."""
+        meta = self.cluster.metadata.keyspaces.get("system")
+        return bool(meta and "scylla_local" in meta.tables)
+
+    async def prepare(self, cql: str) -> PreparedStatement:
+        """Prepare ``cql`` once; later calls hit a bounded LRU."""
+        stmt = self._prepared.get(cql)
+        if stmt is not None:
+            self._prepared.move_to_end(cql)
+            return stmt
+        pending = self._preparing.get(cql)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(self.session.prepare, cql))
+            self._preparing[cql] = pending
+            try:
+                stmt = await pending
+            finally:
+                del self._preparing[cql]
+            self._prepared[cql] = stmt
+            while len(self._prepared) > self.settings.prepared_cache_size:
+                self._prepared.popitem(last=False)
+            return stmt
+        return await asyncio.shield(pending)
+
+    async def execute(
+        self,
+        cql: str,
+        params: Sequence[Any] = (),
+        *,
+        idempotent: bool,
+        write: bool = False,
+        kind: str = "other",
+        timestamp_us: int | None = None,
+    ) -> list[Any]:
+        """Run a prepared statement and return its rows (first page).
+
+        ``idempotent`` statements are retried on transient errors; writes use the write
+        consistency level, reads the read level. The breaker refuses calls while open.
+        """
+        stmt = await self.prepare(cql)
+        bound = stmt.bind(params)
+        bound.consistency_level = self._write_cl if write else self._read_cl
+        bound.serial_consistency_level = self._serial_cl
+        bound.is_idempotent = idempotent
+        if not idempotent:
+            return await self._once(bound, kind)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.retry_attempts),
+            wait=wait_random_exponential(
+                multiplier=self.settings.retry_min_s, max=self.settings.retry_max_s
+            ),
+            retry=retry_if_exception(lambda e: isinstance(e, TRANSIENT_ERRORS)),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._once(bound, kind)
+        except TRANSIENT_ERRORS as exc:
+            raise StoreUnavailableError(f"store request failed: {type(exc).__name__}: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(self, bound: Any, kind: str) -> list[Any]:
+        self.breaker.before_call()
+        started = time.perf_counter()
+        try:
+            rows = await self._run(bound)
+        except TRANSIENT_ERRORS:
+            self.breaker.record_failure()
+            if self.metrics:
+                self.metrics.store_errors.labels(kind).inc()
+            raise
+        self.breaker.record_success()
+        if self.metrics:
+            self.metrics.store_latency.labels(kind).observe(time.perf_counter() - started)
+        return rows
+
+    def _run(self, bound: Any) -> asyncio.Future[list[Any]]:
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[list[Any]] = loop.create_future()
+        response: ResponseFuture = self.session.execute_async(bound)
+
+        def done(rows: list[Any]) -> None:
+            if not result.done():
+                result.set_result(rows)
+
+        def failed(exc: BaseException) -> None:
+            if not result.done():
+                result.set_exception(exc)
+
+        response.add_callbacks(
+            lambda rows: loop.call_soon_threadsafe(done, rows),
+            lambda exc: loop.call_soon_threadsafe(failed, exc),
+        )
+        return result
+
+    def _breaker_changed(self, state: BreakerState) -> None:
+        log.warning("store circuit breaker is now %s", state.value)
+        if self.metrics:
+            self.metrics.breaker_state.set(0 if state is BreakerState.CLOSED else 1)
+
+
+__all__ = [
+    "TRANSIENT_ERRORS",
+    "BreakerOpenError",
+    "DriverException",
+    "Store",
+    "StoreUnavailableError",
+]
