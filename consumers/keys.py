@@ -1,0 +1,66 @@
+"""Where a Telegram message is stored: its channel, bucket and Snowflake message id.
+
+Ids are derived from the message itself, never from when or where it is processed, so every
+replica, every restart and every replay into an empty keyspace computes the same key with no
+per-replica configuration:
+
+* the 42-bit timestamp is the message's Telegram ``date`` (whole seconds) plus a 0-999 ms
+  offset taken from a hash of its numbering space (chat and scope), so messages of one space
+  sort by time and then by Telegram id;
+* the 22 bits of worker and sequence carry the low 22 bits of the Telegram message id, which
+  are distinct for all messages of one space sent in the same second.
+
+Two different numbering spaces can still meet in one channel (two bots in a basic group, a
+migrated group). The ``message_keys`` claim catches that rare collision, and the next *probe*
+moves the id to another millisecond offset of the same second, deterministically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from consumers.model import DecodedMessage, MessageIdentity
+from schema.buckets import bucket_of_unix_ms
+from schema.snowflake import EPOCH_MS, MAX_SEQUENCE, SEQUENCE_BITS, compose
+
+MAX_PROBES = 64
+_LOW_BITS = 22
+_TOPIC_FLAG = 1 << 62
+
+
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def message_key(identity: MessageIdentity, sent_at: int, probe: int = 0) -> int:
+    """The Snowflake id of ``identity`` sent at unix second ``sent_at``, for the given probe."""
+    if not 0 <= probe < MAX_PROBES:
+        raise ValueError(f"probe {probe} outside 0..{MAX_PROBES - 1}")
+    offset = (_hash64(f"{identity.chat_id}:{identity.scope}") + probe) % 1000
+    low = identity.telegram_message_id & ((1 << _LOW_BITS) - 1)
+    return compose(
+        sent_at * 1000 - EPOCH_MS + offset, low >> SEQUENCE_BITS, low & MAX_SEQUENCE
+    )
+
+
+def bucket_of_message(message: DecodedMessage) -> int:
+    """Messages are bucketed by when they were sent, so edits and replays never move them."""
+    return bucket_of_unix_ms(message.sent_at * 1000)
+
+
+def default_channel_id(chat_id: int, thread_id: int) -> int:
+    """A chat's own channel id is its chat id; a forum topic gets a hash flagged by bit 62.
+
+    Chat ids stay far below 2**62, so a topic channel can never equal a chat's.
+    """
+    if thread_id == 0:
+        return chat_id
+    return _TOPIC_FLAG | (_hash64(f"{chat_id}/{thread_id}") & (_TOPIC_FLAG - 1))
+
+
+def write_timestamp_us(message: DecodedMessage) -> int:
+    """The CQL write timestamp: the edit time for edits, else the send time (microseconds).
+
+    Using the source's time makes the newest edit win whatever order updates are processed in.
+    """
+    return (message.edited_at or message.sent_at) * 1_000_000

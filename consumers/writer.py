@@ -1,0 +1,211 @@
+"""Dedupe and write: one stored row per Telegram message, however often it arrives.
+
+For a message the order is: look the identity up in ``telegram_message_mapping`` (a replay
+stops here, cheaply); resolve the channel; claim a message key in ``message_keys`` (two
+different messages can never share one); write the row; then insert the mapping with
+``IF NOT EXISTS``, the gate that gives every identity exactly one key even when replicas race.
+The row is written before the mapping, so a mapping always points at a written row and a crash
+between the two is repaired by the next delivery.
+
+Edits write with the edit time as CQL timestamp, so the newest edit wins in any order. A
+business deletion marks the mapping (also before its message arrives) and soft-deletes the row
+with the deletion time, so a replayed original can never bring it back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Hashable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from consumers.keys import (
+    MAX_PROBES,
+    bucket_of_message,
+    default_channel_id,
+    message_key,
+    write_timestamp_us,
+)
+from consumers.model import DecodedMessage, DeletedMessages, MessageIdentity
+from schema.tables import KeyOwner, MessageTables, ts, unset
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Outcome(StrEnum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    EDIT = "edit"
+
+
+class KeySpaceExhaustedError(Exception):
+    """Every probe of a message's key was owned by another message (never seen in practice)."""
+
+
+class LRU(Generic[K, V]):
+    """A small bounded cache, so memory stays flat however many chats pass through."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class MessageWriter:
+    def __init__(self, tables: MessageTables, cache_size: int = 50_000) -> None:
+        self.tables = tables
+        self._channels: LRU[tuple[int, int], int] = LRU(cache_size)
+        self._chats: LRU[int, tuple[Any, ...]] = LRU(cache_size)
+        self._buckets: LRU[tuple[int, int], bool] = LRU(cache_size)
+
+    async def store(self, m: DecodedMessage) -> Outcome:
+        ident = m.identity
+        existing = await self.tables.read_mapping(ident.chat_id, ident.scope, ident.telegram_message_id)
+        if existing is not None and existing.message_id is not None:
+            if not m.is_edit:
+                return Outcome.DUPLICATE
+            assert existing.channel_id is not None and existing.bucket is not None
+            await self._write_row(m, existing.channel_id, existing.bucket, existing.message_id)
+            return Outcome.EDIT
+
+        await self._follow_migration(m)
+        channel_id = await self.channel_for(m.chat.chat_id, m.thread_id)
+        await self._note_chat(m)
+        bucket = bucket_of_message(m)
+        message_id = await self._claim(ident, channel_id, bucket, m.sent_at)
+        await self._write_row(m, channel_id, bucket, message_id)
+        if self._buckets.get((channel_id, bucket)) is None:
+            await self.tables.note_bucket(channel_id, bucket)
+            self._buckets.put((channel_id, bucket), True)
+
+        gate = await self.tables.insert_mapping(
+            ident.chat_id, ident.scope, ident.telegram_message_id, channel_id, bucket, message_id
+        )
+        if gate is None:
+            return Outcome.NEW
+        if gate.message_id is None:
+            # A deletion arrived first and left only its mark: adopt the key, then apply it.
+            await self.tables.fill_mapping(
+                ident.chat_id, ident.scope, ident.telegram_message_id, channel_id, bucket, message_id
+            )
+            if gate.deleted_at is not None:
+                await self.tables.soft_delete(channel_id, bucket, message_id, gate.deleted_at)
+            return Outcome.NEW
+        if (gate.channel_id, gate.bucket, gate.message_id) != (channel_id, bucket, message_id):
+            # The mapping predates this key (a different derivation); the mapping wins.
+            log.warning(
+                "mapping points elsewhere; removing the second row",
+                extra={"chat_id": ident.chat_id, "telegram_message_id": ident.telegram_message_id},
+            )
+            await self.tables.delete_row(channel_id, bucket, message_id)
+        return Outcome.EDIT if m.is_edit else Outcome.DUPLICATE
+
+    async def delete(self, d: DeletedMessages, deleted_at_ms: int) -> int:
+        """Soft-delete each message (or mark it for when it arrives); returns how many."""
+        deleted_at = datetime.fromtimestamp(deleted_at_ms / 1000, UTC)
+        for ident in d.identities:
+            await self.tables.mark_deleted(
+                ident.chat_id, ident.scope, ident.telegram_message_id, deleted_at_ms
+            )
+            # Read after marking: either this read sees the message's mapping, or the message's
+            # gate insert (which comes after our mark) sees the mark. One of them applies it.
+            row = await self.tables.read_mapping(ident.chat_id, ident.scope, ident.telegram_message_id)
+            if row is not None and row.message_id is not None:
+                assert row.channel_id is not None and row.bucket is not None
+                await self.tables.soft_delete(row.channel_id, row.bucket, row.message_id, deleted_at)
+        return len(d.identities)
+
+    async def channel_for(self, chat_id: int, thread_id: int) -> int:
+        """The channel a chat (or forum topic) is stored under, bound once and for all."""
+        cached = self._channels.get((chat_id, thread_id))
+        if cached is not None:
+            return cached
+        channel = await self.tables.read_channel(chat_id, thread_id)
+        if channel is None:
+            channel = await self.tables.claim_channel(
+                chat_id, thread_id, default_channel_id(chat_id, thread_id)
+            )
+        self._channels.put((chat_id, thread_id), channel)
+        return channel
+
+    async def _follow_migration(self, m: DecodedMessage) -> None:
+        """A basic group upgraded to a supergroup keeps its history under the old channel."""
+        if m.migrate_to_chat_id is not None:
+            old, new = m.chat.chat_id, m.migrate_to_chat_id
+        elif m.migrate_from_chat_id is not None:
+            old, new = m.migrate_from_chat_id, m.chat.chat_id
+        else:
+            return
+        channel = await self.channel_for(old, 0)
+        bound = await self.tables.claim_channel(new, 0, channel)
+        self._channels.put((new, 0), bound)
+
+    async def _claim(
+        self, ident: MessageIdentity, channel_id: int, bucket: int, sent_at: int
+    ) -> int:
+        me = KeyOwner(ident.chat_id, ident.scope, ident.telegram_message_id)
+        for probe in range(MAX_PROBES):
+            candidate = message_key(ident, sent_at, probe)
+            if await self.tables.claim_key(channel_id, bucket, candidate, me) == me:
+                return candidate
+        raise KeySpaceExhaustedError(f"no free message key after {MAX_PROBES} probes")
+
+    async def _note_chat(self, m: DecodedMessage) -> None:
+        c = m.chat
+        meta = (c.type, c.title, c.username, c.is_forum)
+        if self._chats.get(c.chat_id) == meta:
+            return
+        await self.tables.write_chat(c.chat_id, c.type, c.title, c.username, c.is_forum, m.sent_at)
+        self._chats.put(c.chat_id, meta)
+
+    async def _write_row(
+        self, m: DecodedMessage, channel_id: int, bucket: int, message_id: int
+    ) -> None:
+        reply_to = None
+        if m.reply_to_telegram_id is not None:
+            target = await self.tables.read_mapping(
+                m.identity.chat_id, m.identity.scope, m.reply_to_telegram_id
+            )
+            reply_to = target.message_id if target else None
+        values = (
+            m.chat.chat_id,
+            m.thread_id,
+            m.identity.scope,
+            m.identity.telegram_message_id,
+            m.update_type,
+            unset(m.author_id),
+            unset(m.author_name),
+            m.author_is_bot,
+            unset(m.text),
+            unset(m.entities),
+            unset(list(m.attachments) or None),
+            unset(reply_to),
+            unset(m.reply_to_telegram_id),
+            unset(m.forward_origin),
+            unset(m.media_group_id),
+            unset(m.service),
+            unset(m.business_connection_id),
+            ts(m.sent_at),
+            ts(m.edited_at),
+            m.raw_message,
+        )
+        await self.tables.write_message(channel_id, bucket, message_id, values, write_timestamp_us(m))

@@ -1,0 +1,278 @@
+"""The code that owns tgbridge's tables: every statement, prepared and parameterized.
+
+Nothing from a message is ever pasted into CQL; the keyspace name comes from validated settings.
+Absent values are bound as ``UNSET_VALUE`` so a missing field writes no tombstone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cassandra.query import UNSET_VALUE
+
+from schema.store import Store
+
+Row = Any
+
+
+@dataclass(frozen=True, slots=True)
+class MappingRow:
+    channel_id: int | None
+    bucket: int | None
+    message_id: int | None
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    chat_id: int
+    scope: str
+    telegram_message_id: int
+
+
+#: Content columns of ``messages``, in bind order after the key.
+MESSAGE_COLUMNS = (
+    "chat_id",
+    "thread_id",
+    "telegram_scope",
+    "telegram_message_id",
+    "update_type",
+    "author_id",
+    "author_name",
+    "author_is_bot",
+    "content",
+    "entities",
+    "attachments",
+    "reply_to_message_id",
+    "reply_to_telegram_id",
+    "forward_origin",
+    "media_group_id",
+    "service",
+    "business_connection_id",
+    "sent_at",
+    "edited_at",
+    "raw",
+)
+
+DELETED_PLACEHOLDER = "[deleted]"
+
+
+def unset(value: Any) -> Any:
+    return UNSET_VALUE if value is None else value
+
+
+def ts(unix_seconds: int | None) -> Any:
+    return UNSET_VALUE if unix_seconds is None else datetime.fromtimestamp(unix_seconds, UTC)
+
+
+class MessageTables:
+    """Async operations on one keyspace's tables, over a shared :class:`Store`."""
+
+    def __init__(self, store: Store, keyspace: str) -> None:
+        self.store = store
+        ks = keyspace
+        self._read_mapping = (
+            f"SELECT channel_id, bucket, message_id, deleted_at FROM {ks}.telegram_message_mapping "
+            "WHERE chat_id = ? AND scope = ? AND telegram_message_id = ?"
+        )
+        self._insert_mapping = (
+            f"INSERT INTO {ks}.telegram_message_mapping "
+            "(chat_id, scope, telegram_message_id, channel_id, bucket, message_id) "
+            "VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+        )
+        self._fill_mapping = (
+            f"UPDATE {ks}.telegram_message_mapping SET channel_id = ?, bucket = ?, message_id = ? "
+            "WHERE chat_id = ? AND scope = ? AND telegram_message_id = ?"
+        )
+        self._mark_deleted = (
+            f"UPDATE {ks}.telegram_message_mapping USING TIMESTAMP ? SET deleted_at = ? "
+            "WHERE chat_id = ? AND scope = ? AND telegram_message_id = ?"
+        )
+        self._claim_key = (
+            f"INSERT INTO {ks}.message_keys "
+            "(channel_id, bucket, message_id, chat_id, scope, telegram_message_id) "
+            "VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+        )
+        cols = ", ".join(MESSAGE_COLUMNS)
+        marks = ", ".join("?" for _ in MESSAGE_COLUMNS)
+        self._write_message = (
+            f"INSERT INTO {ks}.messages (channel_id, bucket, message_id, {cols}) "
+            f"VALUES (?, ?, ?, {marks}) USING TIMESTAMP ?"
+        )
+        self._soft_delete = (
+            f"UPDATE {ks}.messages USING TIMESTAMP ? SET deleted = true, deleted_at = ?, "
+            "content = ? WHERE channel_id = ? AND bucket = ? AND message_id = ?"
+        )
+        self._delete_row = (
+            f"DELETE FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id = ?"
+        )
+        self._note_bucket = f"INSERT INTO {ks}.channel_buckets (channel_id, bucket) VALUES (?, ?)"
+        self._read_channel = (
+            f"SELECT channel_id FROM {ks}.channels WHERE chat_id = ? AND thread_id = ?"
+        )
+        self._claim_channel = (
+            f"INSERT INTO {ks}.channels (chat_id, thread_id, channel_id) VALUES (?, ?, ?) "
+            "IF NOT EXISTS"
+        )
+        self._write_chat = (
+            f"INSERT INTO {ks}.chats (chat_id, type, title, username, is_forum) "
+            "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._buckets_before = (
+            f"SELECT bucket FROM {ks}.channel_buckets WHERE channel_id = ? AND bucket <= ? LIMIT ?"
+        )
+        self._buckets_after = (
+            f"SELECT bucket FROM {ks}.channel_buckets WHERE channel_id = ? AND bucket >= ? "
+            "ORDER BY bucket ASC LIMIT ?"
+        )
+        self._page_before = (
+            f"SELECT * FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id < ? "
+            "LIMIT ?"
+        )
+        self._page_after = (
+            f"SELECT * FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id > ? "
+            "ORDER BY message_id ASC LIMIT ?"
+        )
+
+    async def read_mapping(self, chat_id: int, scope: str, tg_id: int) -> MappingRow | None:
+        rows = await self.store.execute(
+            self._read_mapping, (chat_id, scope, tg_id), idempotent=True, kind="read_mapping"
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return MappingRow(r.channel_id, r.bucket, r.message_id, r.deleted_at)
+
+    async def insert_mapping(
+        self, chat_id: int, scope: str, tg_id: int, channel_id: int, bucket: int, message_id: int
+    ) -> MappingRow | None:
+        """The dedupe gate. None when this call created the mapping, else the existing row."""
+        rows = await self.store.execute(
+            self._insert_mapping,
+            (chat_id, scope, tg_id, channel_id, bucket, message_id),
+            idempotent=True,
+            write=True,
+            kind="lwt_mapping",
+        )
+        r = rows[0]
+        if r.applied:
+            return None
+        return MappingRow(r.channel_id, r.bucket, r.message_id, r.deleted_at)
+
+    async def fill_mapping(
+        self, chat_id: int, scope: str, tg_id: int, channel_id: int, bucket: int, message_id: int
+    ) -> None:
+        await self.store.execute(
+            self._fill_mapping,
+            (channel_id, bucket, message_id, chat_id, scope, tg_id),
+            idempotent=True,
+            write=True,
+            kind="write_mapping",
+        )
+
+    async def mark_deleted(
+        self, chat_id: int, scope: str, tg_id: int, deleted_at_ms: int
+    ) -> None:
+        await self.store.execute(
+            self._mark_deleted,
+            (deleted_at_ms * 1000, datetime.fromtimestamp(deleted_at_ms / 1000, UTC), chat_id, scope, tg_id),
+            idempotent=True,
+            write=True,
+            kind="write_mapping",
+        )
+
+    async def claim_key(
+        self, channel_id: int, bucket: int, message_id: int, owner: KeyOwner
+    ) -> KeyOwner:
+        """Claim a message key for ``owner``; returns whoever owns it now."""
+        rows = await self.store.execute(
+            self._claim_key,
+            (channel_id, bucket, message_id, owner.chat_id, owner.scope, owner.telegram_message_id),
+            idempotent=True,
+            write=True,
+            kind="lwt_key",
+        )
+        r = rows[0]
+        if r.applied:
+            return owner
+        return KeyOwner(r.chat_id, r.scope, r.telegram_message_id)
+
+    async def write_message(
+        self, channel_id: int, bucket: int, message_id: int, values: Sequence[Any], timestamp_us: int
+    ) -> None:
+        await self.store.execute(
+            self._write_message,
+            (channel_id, bucket, message_id, *values, timestamp_us),
+            idempotent=True,
+            write=True,
+            kind="write_message",
+        )
+
+    async def soft_delete(
+        self, channel_id: int, bucket: int, message_id: int, deleted_at: datetime
+    ) -> None:
+        stamp = int(deleted_at.timestamp() * 1_000_000)
+        await self.store.execute(
+            self._soft_delete,
+            (stamp, deleted_at, DELETED_PLACEHOLDER, channel_id, bucket, message_id),
+            idempotent=True,
+            write=True,
+            kind="write_message",
+        )
+
+    async def delete_row(self, channel_id: int, bucket: int, message_id: int) -> None:
+        await self.store.execute(
+            self._delete_row, (channel_id, bucket, message_id), idempotent=True, write=True,
+            kind="write_message",
+        )
+
+    async def note_bucket(self, channel_id: int, bucket: int) -> None:
+        await self.store.execute(
+            self._note_bucket, (channel_id, bucket), idempotent=True, write=True, kind="write_bucket"
+        )
+
+    async def read_channel(self, chat_id: int, thread_id: int) -> int | None:
+        rows = await self.store.execute(
+            self._read_channel, (chat_id, thread_id), idempotent=True, kind="read_channel"
+        )
+        return rows[0].channel_id if rows else None
+
+    async def claim_channel(self, chat_id: int, thread_id: int, channel_id: int) -> int:
+        """Bind a chat (or topic) to ``channel_id`` unless it has one; returns the binding."""
+        rows = await self.store.execute(
+            self._claim_channel,
+            (chat_id, thread_id, channel_id),
+            idempotent=True,
+            write=True,
+            kind="lwt_channel",
+        )
+        r = rows[0]
+        return channel_id if r.applied else int(r.channel_id)
+
+    async def write_chat(
+        self, chat_id: int, type_: str, title: str | None, username: str | None, is_forum: bool,
+        as_of_unix: int,
+    ) -> None:
+        await self.store.execute(
+            self._write_chat,
+            (chat_id, type_, unset(title), unset(username), is_forum, as_of_unix * 1_000_000),
+            idempotent=True,
+            write=True,
+            kind="write_chat",
+        )
+
+    async def buckets(self, channel_id: int, start: int, newest_first: bool, limit: int) -> list[int]:
+        cql = self._buckets_before if newest_first else self._buckets_after
+        rows = await self.store.execute(cql, (channel_id, start, limit), idempotent=True, kind="read_history")
+        return [r.bucket for r in rows]
+
+    async def page(
+        self, channel_id: int, bucket: int, bound: int, newest_first: bool, limit: int
+    ) -> list[Row]:
+        cql = self._page_before if newest_first else self._page_after
+        return await self.store.execute(
+            cql, (channel_id, bucket, bound, limit), idempotent=True, kind="read_history"
+        )
