@@ -1,8 +1,8 @@
 """The consumer loop: Kafka records in, stored messages out, offsets committed only after.
 
-Each batch from ``getmany`` is decoded, grouped so that updates of one Telegram message (and every
-update of a chat that is migrating) stay in order while the rest run concurrently, written, and
-only then committed. When the store is unavailable the batch is abandoned uncommitted, the
+Each batch from ``getmany`` is decoded, grouped so that updates of one Telegram message, replies
+and their targets, and every update of a chat that is migrating stay in order while the rest run
+concurrently, written, and only then committed. When the store is unavailable the batch is abandoned uncommitted, the
 partitions are paused and sought back, and the loop probes the store until it answers. A record
 that can never be processed goes to the dead-letter topic and the partition moves on.
 """
@@ -24,7 +24,13 @@ from cassandra import DriverException
 from config.settings import WorkerSettings
 from consumers.deadletter import DeadLetter, DeadLetters
 from consumers.decode import decode_update
-from consumers.model import DecodedMessage, DecodeError, DeletedMessages, NoMessage
+from consumers.model import (
+    DecodedMessage,
+    DecodeError,
+    DeletedMessages,
+    MessageIdentity,
+    NoMessage,
+)
 from consumers.writer import KeySpaceExhaustedError, MessageWriter, Outcome
 from schema.breaker import BreakerOpenError
 from schema.store import TRANSIENT_ERRORS, Store, StoreUnavailableError
@@ -123,8 +129,19 @@ class ConsumerLoop:
         records = [r for recs in batch.values() for r in recs]
         self.metrics.batch_size.observe(len(records))
         groups: dict[Hashable, list[tuple[Any, Any]]] = defaultdict(list)
+        owner: dict[MessageIdentity, Hashable] = {}
         for record, decoded in self._decode_all(records):
-            groups[self._group_key(record, decoded)].append((record, decoded))
+            key = self._group_key(record, decoded)
+            if isinstance(decoded, DecodedMessage):
+                # A message joins the group that already holds its identity or, for a reply,
+                # its target, so replies resolve the same way however the batch is scheduled.
+                ident = decoded.identity
+                target = None
+                if decoded.reply_to_telegram_id is not None:
+                    target = MessageIdentity(ident.chat_id, ident.scope, decoded.reply_to_telegram_id)
+                key = owner.get(ident) or (owner.get(target) if target else None) or key
+                owner[ident] = key
+            groups[key].append((record, decoded))
         stats = BatchStats(records=len(records))
         results = await asyncio.gather(
             *(self._run_group(g, stats) for g in groups.values()), return_exceptions=True

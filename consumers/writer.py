@@ -195,9 +195,9 @@ class MessageWriter:
             unset(m.author_id),
             unset(m.author_name),
             m.author_is_bot,
-            unset(m.text),
-            unset(m.entities),
-            unset(list(m.attachments) or None),
+            _edited(m.text, m.is_edit),
+            _edited(m.entities, m.is_edit),
+            _edited(list(m.attachments) or None, m.is_edit),
             unset(reply_to),
             unset(m.reply_to_telegram_id),
             unset(m.forward_origin),
@@ -209,3 +209,11 @@ class MessageWriter:
             m.raw_message,
         )
         await self.tables.write_message(channel_id, bucket, message_id, values, write_timestamp_us(m))
+
+
+def _edited(value: Any, is_edit: bool) -> Any:
+    """An edit replaces the whole content, so a field it lacks is cleared (a cell tombstone,
+    paid only by edits); a new message leaves absent fields unset and writes no tombstone."""
+    if value is None and is_edit:
+        return None
+    return unset(value)

@@ -6,9 +6,7 @@ its own topics, so tests never see each other's data.
 
 from __future__ import annotations
 
-import os
 import socket
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -19,9 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from config.settings import Settings
 from schema.migrate import migrate
 from schema.store import Store
+from support.stack import CASSANDRA_PORT, KAFKA, unique
 
-KAFKA = f"127.0.0.1:{os.environ.get('TGBRIDGE_DEV_KAFKA_PORT', '9092')}"
-CASSANDRA_PORT = int(os.environ.get("TGBRIDGE_DEV_CASSANDRA_PORT", "9042"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -49,10 +46,6 @@ def real_services() -> None:
             "(make test does this for you)",
             pytrace=False,
         )
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

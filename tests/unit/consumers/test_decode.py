@@ -45,7 +45,12 @@ PRIVATE_CHAT = {
     "type": "private",
 }
 GROUP_CHAT = {"id": -4001234567, "title": "Family", "type": "group"}
-SUPERGROUP_CHAT = {"id": -1001987654321, "title": "Engineers", "username": "eng", "type": "supergroup"}
+SUPERGROUP_CHAT = {
+    "id": -1001987654321,
+    "title": "Engineers",
+    "username": "eng",
+    "type": "supergroup",
+}
 FORUM_CHAT = {"id": -1002222222222, "title": "Forum", "is_forum": True, "type": "supergroup"}
 CHANNEL_CHAT = {"id": -1001234567890, "title": "News", "username": "news", "type": "channel"}
 
@@ -406,7 +411,12 @@ MIGRATE_FROM = {
     "update_id": 900000013,
     "message": {
         "message_id": 1,
-        "from": {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"},
+        "from": {
+            "id": 1087968824,
+            "is_bot": True,
+            "first_name": "Group",
+            "username": "GroupAnonymousBot",
+        },
         "sender_chat": {"id": -1009876543210, "title": "Family", "type": "supergroup"},
         "chat": {"id": -1009876543210, "title": "Family", "type": "supergroup"},
         "date": DATE,
@@ -556,15 +566,44 @@ def test_group_photo_keeps_the_largest_size_and_caption() -> None:
 @pytest.mark.parametrize(
     ("update", "expected"),
     [
-        (VIDEO, Attachment("video", "BAACVideo", "uVideo", 2345678, "video/mp4", 1920, 1080, 12, "clip.mp4")),
-        (DOCUMENT, Attachment("document", "BQACDoc", "uDoc", 52311, "application/pdf", None, None, None, "report.pdf")),
+        (
+            VIDEO,
+            Attachment(
+                "video", "BAACVideo", "uVideo", 2345678, "video/mp4", 1920, 1080, 12, "clip.mp4"
+            ),
+        ),
+        (
+            DOCUMENT,
+            Attachment(
+                "document",
+                "BQACDoc",
+                "uDoc",
+                52311,
+                "application/pdf",
+                None,
+                None,
+                None,
+                "report.pdf",
+            ),
+        ),
         (VOICE, Attachment("voice", "AwACVoice", "uVoice", 9876, "audio/ogg", None, None, 4, None)),
-        (STICKER, Attachment("sticker", "CAACSticker", "uSticker", 24000, None, 512, 512, None, None)),
-        (AUDIO, Attachment("audio", "CQACAudio", "uAudio", 3456789, "audio/mpeg", None, None, 215, "song.mp3")),
-        (VIDEO_NOTE, Attachment("video_note", "DQACNote", "uNote", 400000, None, 384, 384, 9, None)),
+        (
+            STICKER,
+            Attachment("sticker", "CAACSticker", "uSticker", 24000, None, 512, 512, None, None),
+        ),
+        (
+            AUDIO,
+            Attachment(
+                "audio", "CQACAudio", "uAudio", 3456789, "audio/mpeg", None, None, 215, "song.mp3"
+            ),
+        ),
+        (
+            VIDEO_NOTE,
+            Attachment("video_note", "DQACNote", "uNote", 400000, None, 384, 384, 9, None),
+        ),
     ],
     ids=["video", "document", "voice", "sticker", "audio", "video_note"],
-)  # fmt: skip
+)
 def test_single_file_attachments(update: dict[str, Any], expected: Attachment) -> None:
     assert only_attachment(update) == expected
 
@@ -783,7 +822,9 @@ def test_supergroup_identity_is_the_same_for_every_bot() -> None:
 def test_scope_without_or_with_unknown_chat_type(
     chat: dict[str, Any], scope: str, chat_type: str
 ) -> None:
-    result = decode_message({"update_id": 1, "message": {"message_id": 1, "chat": chat, "date": DATE}})
+    result = decode_message(
+        {"update_id": 1, "message": {"message_id": 1, "chat": chat, "date": DATE}}
+    )
     assert result.identity.scope == scope
     assert result.chat.type == chat_type
 
@@ -847,14 +888,25 @@ def test_not_an_object(raw: bytes) -> None:
 
 @pytest.mark.parametrize(
     "update",
-    [{}, {"message": {}}, {"update_id": "1"}, {"update_id": True}, {"update_id": 1.0}, {"update_id": None}],
+    [
+        {},
+        {"message": {}},
+        {"update_id": "1"},
+        {"update_id": True},
+        {"update_id": 1.0},
+        {"update_id": None},
+    ],
 )
 def test_no_update_id(update: dict[str, Any]) -> None:
     assert reason_of(orjson.dumps(update)) == "no_update_id"
 
 
 def message_with(**changes: Any) -> dict[str, Any]:
-    message: dict[str, Any] = {"message_id": 1, "chat": {"id": 5001, "type": "private"}, "date": DATE}
+    message: dict[str, Any] = {
+        "message_id": 1,
+        "chat": {"id": 5001, "type": "private"},
+        "date": DATE,
+    }
     for key, value in changes.items():
         if value is ...:
             del message[key]
@@ -895,7 +947,7 @@ def test_business_message_needs_a_connection(connection_id: Any) -> None:
         del update["business_message"]["business_connection_id"]
     else:
         update["business_message"]["business_connection_id"] = connection_id
-    with pytest.raises(DecodeError, match="business_message.business_connection_id"):
+    with pytest.raises(DecodeError, match=r"business_message\.business_connection_id"):
         decode(update)
 
 
@@ -936,18 +988,10 @@ def test_date_bounds() -> None:
     assert caught.value.reason == "date_out_of_range"
 
 
-def test_too_deeply_nested_message_is_bad() -> None:
-    nested: Any = "deep"
-    for _ in range(600):
-        nested = [nested]
-    with pytest.raises(DecodeError) as caught:
-        decode_update(orjson.dumps(message_with(extra=0))[:-1] + b',"x":' + json.dumps(nested).encode() + b"}", BOT)
-    assert caught.value.reason == "not_an_object"
-    raw = b'{"update_id":1,"message":' + orjson.dumps(message_with())[:-1] + b',"x":'
-    raw += json.dumps(nested).encode() + b"}}"
-    with pytest.raises(DecodeError) as caught:
-        decode_update(raw, BOT)
-    assert caught.value.reason == "bad_message"
+def test_message_too_deep_to_encode_again_is_bad() -> None:
+    nested = b"[" * 600 + b"]" * 600
+    raw = b'{"update_id":1,"message":' + orjson.dumps(message_with())[:-1] + b',"x":' + nested
+    assert reason_of(raw + b"}}") == "bad_message"
 
 
 def test_decode_error_is_picklable_and_readable() -> None:
@@ -1068,8 +1112,10 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=10), children, max_size=6),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=10), children, max_size=6)
+    ),
     max_leaves=30,
 )
 

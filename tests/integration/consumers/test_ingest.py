@@ -1,0 +1,155 @@
+"""End to end through real Kafka into real Cassandra: one row per Telegram message, always."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from config.settings import Settings
+from schema.migrate import migrate
+from schema.store import Store
+from support.consuming import checksum, consume, expected_texts, stored_rows
+from support.stack import KAFKA, unique
+from worker.demo.traffic import generate, supergroup, text_message, update
+from worker.metrics import Metrics
+
+BOT = 42
+
+
+def chat_key(raw: bytes) -> bytes:
+    """The receiver's partition key: the chat id."""
+    u = orjson.loads(raw)
+    return str(next(v for k, v in u.items() if k != "update_id")["chat"]["id"]).encode()
+
+
+async def test_varied_updates_become_exactly_one_row_per_message(
+    settings: Settings, store: Store, produce: Any
+) -> None:
+    updates = list(generate(3000, chats=300, seed=11))
+    for raw in updates:
+        await produce(raw, key=chat_key(raw), bot_id=BOT)
+    metrics = Metrics()
+    stats = await consume(settings, len(updates), metrics)
+
+    rows = await stored_rows(store, settings.store.keyspace)
+    expected = expected_texts(updates, BOT)
+    got = {(r.chat_id, r.telegram_scope, r.telegram_message_id): r.content for r in rows}
+    assert len(rows) == len(expected)
+    assert got == expected
+    keys = Counter((r.channel_id, r.bucket, r.message_id) for r in rows)
+    assert keys.most_common(1)[0][1] == 1
+    assert stats.new == len(expected)
+    assert stats.new + stats.edits + stats.duplicates == len(updates)
+    assert metrics.messages_written._value.get() == len(expected)
+    # Replies to stored messages point at the stored message's key.
+    by_tg = {(r.chat_id, r.telegram_message_id): r.message_id for r in rows}
+    replies = [r for r in rows if r.reply_to_telegram_id is not None]
+    assert replies
+    resolved = [r for r in replies if r.reply_to_message_id is not None]
+    assert all(by_tg[(r.chat_id, r.reply_to_telegram_id)] == r.reply_to_message_id for r in resolved)
+    # Forum topics live in their own channel; photos keep the largest size only.
+    assert any(r.thread_id for r in rows)
+    with_photo = [r for r in rows if r.attachments]
+    assert with_photo and all(a.width == 1280 for r in with_photo for a in r.attachments)
+
+
+async def test_replay_changes_nothing_and_rebuilds_the_same_keys(
+    make_settings: Any, settings: Settings, store: Store, produce: Any
+) -> None:
+    updates = list(generate(800, chats=60, seed=5))
+    for raw in updates:
+        await produce(raw, key=chat_key(raw), bot_id=BOT)
+    await consume(settings, len(updates))
+    rows = await stored_rows(store, settings.store.keyspace)
+    before = checksum(rows)
+
+    # The whole topic again, from offset 0, into the same keyspace: nothing changes.
+    stats = await consume(settings, len(updates), group_id=unique("replay"))
+    assert stats.new == 0
+    assert checksum(await stored_rows(store, settings.store.keyspace)) == before
+
+    # And into an empty keyspace: the same messages under the same keys in the same buckets.
+    fresh = make_settings(store__keyspace=unique("t"))
+    other = await Store.connect(fresh.store)
+    try:
+        await migrate(other, fresh.store)
+        await consume(fresh, len(updates), group_id=unique("fresh"))
+        again = await stored_rows(other, fresh.store.keyspace)
+        assert checksum(again) == before
+    finally:
+        await other.execute(f"DROP KEYSPACE IF EXISTS {fresh.store.keyspace}", idempotent=True)
+        await other.close()
+
+
+async def test_edit_and_deletion_before_their_message(
+    settings: Settings, store: Store, produce: Any
+) -> None:
+    chat = supergroup(-1_009_000_000_001)
+    date = 1_767_225_600
+    original = text_message(10, chat, date, "first draft")
+    edit1 = {**original, "text": "second", "edit_date": date + 5}
+    edit2 = {**original, "text": "final", "edit_date": date + 9}
+    # Arrival order: newest edit, original, older edit.
+    await produce(update(1, "edited_message", edit2), key=b"c")
+    await produce(update(2, "message", original), key=b"c")
+    await produce(update(3, "edited_message", edit1), key=b"c")
+
+    biz_chat = {"id": 555, "type": "private", "first_name": "Client"}
+    biz = {**text_message(77, biz_chat, date, "secret offer"), "business_connection_id": "bc1"}
+    deletion = {"business_connection_id": "bc1", "chat": biz_chat, "message_ids": [77]}
+    await produce(update(4, "deleted_business_messages", deletion), key=b"555", received_at=b"1767225700000")
+    await produce(update(5, "business_message", biz), key=b"555")
+    await consume(settings, 5)
+
+    rows = {r.telegram_message_id: r for r in await stored_rows(store, settings.store.keyspace)}
+    assert rows[10].content == "final"
+    assert rows[77].deleted is True
+    assert rows[77].content == "[deleted]"
+
+    # Replaying the original business message cannot bring it back.
+    await produce(update(6, "business_message", biz), key=b"555")
+    await consume(settings, 1)
+    rows = {r.telegram_message_id: r for r in await stored_rows(store, settings.store.keyspace)}
+    assert rows[77].deleted is True and rows[77].content == "[deleted]"
+    assert len(rows) == 2
+
+
+async def test_poison_record_is_dead_lettered_and_the_partition_moves_on(
+    settings: Settings, store: Store, produce: Any
+) -> None:
+    chat = supergroup(-1_009_000_000_002)
+    await produce(update(1, "message", text_message(1, chat, 1_767_225_600, "before")), key=b"p")
+    await produce(b"this is not json", key=b"p")
+    await produce(b'{"update_id": 3, "message": {"message_id": "x"}}', key=b"p")
+    await produce(update(4, "message", text_message(2, chat, 1_767_225_601, "after")), key=b"p")
+    metrics = Metrics()
+    stats = await consume(settings, 4, metrics)
+    assert stats.dead_lettered == 2
+
+    texts = sorted(r.content for r in await stored_rows(store, settings.store.keyspace))
+    assert texts == ["after", "before"]
+    assert metrics.dead_lettered.labels("not_json")._value.get() == 1
+    assert metrics.dead_lettered.labels("bad_message")._value.get() == 1
+
+    reader = AIOKafkaConsumer(
+        settings.kafka.dlq_topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest",
+        group_id=None, enable_auto_commit=False,
+    )
+    await reader.start()
+    try:
+        got = await reader.getmany(timeout_ms=5000)
+        letters = [r for recs in got.values() for r in recs]
+    finally:
+        await reader.stop()
+    assert len(letters) == 2
+    first = dict(letters[0].headers)
+    assert letters[0].value == b"this is not json"
+    assert first["dlq.reason"] == b"not_json"
+    assert first["dlq.source_topic"] == settings.kafka.topic.encode()
+    assert first["dlq.offset"] == b"1"
+    assert first["dlq.attempts"] == b"1"
+    assert first["bot_id"] == b"42"
+    assert b"message_id" in dict(letters[1].headers)["dlq.error"]
