@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -19,6 +18,7 @@ from schema.migrate import check_migrated
 from schema.store import Store
 from schema.tables import MessageTables
 from worker.kafka import client_options, durable_producer, ensure_topics
+from worker.http import start_ops_server
 from worker.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -80,25 +80,52 @@ async def consumer_parts(
         yield ConsumerParts(store, consumer, loop)
 
 
-async def run_consumer(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
+async def run_consumer(
+    settings: Settings, metrics: Metrics, stop: asyncio.Event, metrics_port: int | None = None
+) -> None:
     """Run one replica until ``stop``; in-flight work gets ``shutdown_timeout_s`` to finish."""
     async with consumer_parts(settings, metrics) as parts:
-        log.info("consumer started", extra={"group_id": settings.worker.group_id})
-        task = asyncio.create_task(parts.loop.run(stop))
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            try:
-                await asyncio.wait_for(task, settings.worker.shutdown_timeout_s)
-            except TimeoutError:
-                log.warning("in-flight batch abandoned at the shutdown deadline; not committed")
-        stopped.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await stopped
-        if task.done() and not task.cancelled():
-            task.result()
+        port = settings.worker.metrics_port if metrics_port is None else metrics_port
+        runner = await start_ops_server(
+            metrics, lambda: consumer_readiness(parts), settings.worker.metrics_host, port
+        )
+        try:
+            log.info("consumer started", extra={"group_id": settings.worker.group_id})
+            await _run_until_stopped(parts.loop, stop, settings.worker.shutdown_timeout_s)
+        finally:
+            await runner.cleanup()
         s = parts.loop.stats
         log.info(
             "consumer stopped",
             extra={"records": s.records, "new": s.new, "duplicates": s.duplicates, "edits": s.edits},
         )
+
+
+async def _run_until_stopped(loop: ConsumerLoop, stop: asyncio.Event, deadline_s: float) -> None:
+    task = asyncio.create_task(loop.run(stop))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not task.done():
+        try:
+            await asyncio.wait_for(task, deadline_s)
+        except TimeoutError:
+            log.warning("in-flight batch abandoned at the shutdown deadline; not committed")
+            return
+    task.result()
+
+
+async def consumer_readiness(parts: ConsumerParts) -> list[str]:
+    problems = []
+    if not parts.consumer.assignment():
+        problems.append("no partitions assigned (joining the group, or more replicas than partitions)")
+    if parts.loop.paused_for_store:
+        problems.append("store unavailable: partitions paused")
+    else:
+        try:
+            await parts.store.execute(
+                "SELECT release_version FROM system.local", idempotent=False, kind="probe"
+            )
+        except Exception as exc:
+            problems.append(f"store unreachable: {type(exc).__name__}")
+    return problems

@@ -190,7 +190,7 @@ def _decode_message(update_type: str, update: dict[str, Any], bot_id: int) -> De
         business_connection_id = message.get("business_connection_id")
         if type(business_connection_id) is not str or not business_connection_id:
             raise _bad(message, "business_connection_id", update_type, "a non-empty string")
-        scope = Scope.BUSINESS_PREFIX + business_connection_id
+        scope = Scope.business(business_connection_id)
     elif chat.type in PER_CHAT_TYPES:
         scope = Scope.CHAT
     else:
@@ -279,7 +279,7 @@ def _decode_deleted(update_type: str, update: dict[str, Any]) -> DeletedMessages
     message_ids = deleted.get("message_ids")
     if type(message_ids) is not list:
         raise _bad(deleted, "message_ids", update_type, "an array")
-    scope = Scope.BUSINESS_PREFIX + connection_id
+    scope = Scope.business(connection_id)
     identities = []
     for index, message_id in enumerate(message_ids):
         if _int64(message_id) is None:

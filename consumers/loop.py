@@ -39,6 +39,13 @@ from worker.metrics import Metrics
 log = logging.getLogger(__name__)
 
 UNAVAILABLE = (StoreUnavailableError, BreakerOpenError)
+#: Update types counted by name; anything else (a future type) is counted as "other".
+KNOWN_UPDATE_TYPES = frozenset(
+    "business_connection message_reaction message_reaction_count inline_query "
+    "chosen_inline_result callback_query shipping_query pre_checkout_query purchased_paid_media "
+    "poll poll_answer my_chat_member chat_member chat_join_request chat_boost removed_chat_boost "
+    "empty".split()
+)
 MAX_ATTEMPTS = 3
 
 
@@ -204,7 +211,8 @@ class ConsumerLoop:
             await self._dead_letter(record, DeadLetter(decoded.reason, str(decoded), 1), stats)
             return
         if isinstance(decoded, NoMessage):
-            self.metrics.no_message_records.labels(decoded.update_type[:40]).inc()
+            kind = decoded.update_type if decoded.update_type in KNOWN_UPDATE_TYPES else "other"
+            self.metrics.no_message_records.labels(kind).inc()
             stats.no_message += 1
             return
         for attempt in range(1, MAX_ATTEMPTS + 1):

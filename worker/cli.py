@@ -29,9 +29,18 @@ def main() -> None:
 
 
 def _register() -> None:
+    from consumers.cli import consumer, export, history
     from schema.cli import migrate
 
-    main.add_command(migrate)
+    for command in (migrate, consumer, history, export):
+        main.add_command(command)
+    from worker.receiver.cli import receiver_command, webhook_group
+
+    main.add_command(receiver_command)
+    main.add_command(webhook_group)
 
 
 _register()
+
+if __name__ == "__main__":
+    main()

@@ -1002,7 +1002,10 @@ def test_decode_error_is_picklable_and_readable() -> None:
 
 
 INT32_MAX = (1 << 31) - 1
-INT64 = range(-(1 << 63), 1 << 63)
+
+
+def is_int64(value: Any) -> bool:
+    return type(value) is int and -(1 << 63) <= value < 1 << 63
 
 
 def assert_storable(result: Any) -> None:
@@ -1011,19 +1014,20 @@ def assert_storable(result: Any) -> None:
         assert isinstance(result.update_type, str)
         return
     assert isinstance(result.chat, ChatInfo)
-    assert result.chat.chat_id in INT64
+    assert is_int64(result.chat.chat_id)
     assert isinstance(result.chat.type, str)
+    assert type(result.chat.is_forum) is bool
     if isinstance(result, DeletedMessages):
         assert result.business_connection_id
         for identity in result.identities:
-            assert identity.telegram_message_id in INT64
+            assert is_int64(identity.telegram_message_id)
             assert identity.scope == f"biz:{result.business_connection_id}"
         return
     assert isinstance(result, DecodedMessage)
     assert result.identity.chat_id == result.chat.chat_id
-    assert result.identity.telegram_message_id in INT64
+    assert is_int64(result.identity.telegram_message_id)
     assert result.identity.scope == "chat" or result.identity.scope.startswith(("bot:", "biz:"))
-    assert result.thread_id in INT64 and result.thread_id >= 0
+    assert is_int64(result.thread_id) and result.thread_id >= 0
     for value in (
         result.author_id,
         result.reply_to_telegram_id,
@@ -1031,7 +1035,9 @@ def assert_storable(result: Any) -> None:
         result.migrate_from_chat_id,
         result.edited_at,
     ):
-        assert value is None or value in INT64
+        assert value is None or is_int64(value)
+    assert type(result.author_is_bot) is bool and type(result.is_edit) is bool
+    assert type(result.sent_at) is int
     for text in (result.text, result.author_name, result.media_group_id, result.service):
         assert text is None or isinstance(text, str)
     for json_text in (result.entities, result.forward_origin):
@@ -1039,8 +1045,8 @@ def assert_storable(result: Any) -> None:
     for attachment in result.attachments:
         assert isinstance(attachment.file_id, str) and isinstance(attachment.file_unique_id, str)
         for small in (attachment.width, attachment.height, attachment.duration):
-            assert small is None or 0 <= small <= INT32_MAX
-        assert attachment.file_size is None or attachment.file_size in INT64
+            assert small is None or (type(small) is int and 0 <= small <= INT32_MAX)
+        assert attachment.file_size is None or is_int64(attachment.file_size)
     assert isinstance(orjson.loads(result.raw_message), dict)
 
 
@@ -1057,6 +1063,39 @@ def decode_or_reason(raw: bytes) -> Any:
 @pytest.mark.parametrize("update", ALL_SAMPLES)
 def test_samples_are_storable(update: dict[str, Any]) -> None:
     assert not isinstance(decode_or_reason(orjson.dumps(update)), str)
+
+
+WRONG_VALUES = [
+    None,
+    True,
+    0,
+    -1,
+    1 << 63,
+    (1 << 64) - 1,
+    1.5,
+    "",
+    "x",
+    [],
+    [1],
+    ["x"],
+    {},
+    {"id": 1},
+]
+
+
+@pytest.mark.parametrize("update", ALL_SAMPLES)
+def test_every_field_replaced_or_removed_raises_only_decode_error(update: dict[str, Any]) -> None:
+    for path in paths(update):
+        for value in [*WRONG_VALUES, ...]:
+            mutated = copy.deepcopy(update)
+            parent = mutated
+            for key in path[:-1]:
+                parent = parent[key]
+            if value is not ...:
+                parent[path[-1]] = value
+            elif isinstance(parent, dict):
+                del parent[path[-1]]
+            decode_or_reason(orjson.dumps(mutated))
 
 
 FIELD_NAMES = sorted(

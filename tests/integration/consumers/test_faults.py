@@ -1,0 +1,176 @@
+"""Races, rebalances, crashes and a store outage: still exactly one row per Telegram message."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from config.settings import Settings
+from consumers.app import consumer_parts
+from schema.store import Store
+from support.consuming import consume, expected_texts, stored_rows
+from support.stack import KAFKA
+from worker.demo.traffic import generate
+from worker.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[3]
+BOT = 42
+
+
+def chat_key(raw: bytes) -> bytes:
+    u = orjson.loads(raw)
+    return str(next(v for k, v in u.items() if k != "update_id")["chat"]["id"]).encode()
+
+
+async def committed_all(settings: Settings) -> bool:
+    """True when the live group's committed offsets reached the end of every partition."""
+    probe = AIOKafkaConsumer(bootstrap_servers=KAFKA, group_id=settings.worker.group_id)
+    await probe.start()
+    try:
+        parts = [TopicPartition(settings.kafka.topic, p) for p in range(settings.kafka.partitions)]
+        ends = await probe.end_offsets(parts)
+        for tp in parts:
+            if (await probe.committed(tp) or 0) < ends[tp]:
+                return False
+        return True
+    finally:
+        await probe.stop()
+
+
+async def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.5)
+
+
+def assert_one_row_per_message(rows: list[Any], updates: list[bytes]) -> None:
+    expected = expected_texts(updates, BOT)
+    got = {(r.chat_id, r.telegram_scope, r.telegram_message_id): r.content for r in rows}
+    assert len(rows) == len(expected), "rows must equal distinct Telegram messages"
+    assert got == expected
+    keys = Counter((r.channel_id, r.bucket, r.message_id) for r in rows)
+    assert max(keys.values()) == 1, "no message key may be shared by two messages"
+
+
+async def test_two_replicas_racing_through_a_rebalance_with_every_update_twice(
+    settings: Settings, store: Store, produce: Any
+) -> None:
+    updates = list(generate(1500, chats=120, seed=21))
+    for raw in updates:  # every update delivered twice, the copy close behind
+        await produce(raw, key=chat_key(raw), bot_id=BOT)
+        await produce(raw, key=chat_key(raw), bot_id=BOT)
+
+    stop_a, stop_b = asyncio.Event(), asyncio.Event()
+    async with consumer_parts(settings, Metrics()) as a:
+        task_a = asyncio.create_task(a.loop.run(stop_a))
+        await wait_until(lambda: _true(a.loop.stats.records > 300), 60, "replica A to start")
+        async with consumer_parts(settings, Metrics()) as b:  # joining forces a rebalance
+            task_b = asyncio.create_task(b.loop.run(stop_b))
+            await wait_until(lambda: _true(b.loop.stats.records > 200), 60, "replica B to take over")
+            stop_a.set()  # A leaves mid-stream: a second rebalance
+            await task_a
+            await wait_until(lambda: committed_all(settings), 120, "every offset committed")
+            stop_b.set()
+            await task_b
+    assert_one_row_per_message(await stored_rows(store, settings.store.keyspace), updates)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_store_stopped_mid_ingest_loses_nothing_and_dead_letters_nothing(
+    fast_breaker: Settings, produce: Any
+) -> None:
+    settings = fast_breaker
+    s = await Store.connect(settings.store)
+    from schema.migrate import migrate
+
+    await migrate(s, settings.store)
+    updates = list(generate(1200, chats=80, seed=33))
+    for raw in updates:
+        await produce(raw, key=chat_key(raw), bot_id=BOT)
+
+    metrics = Metrics()
+    stop = asyncio.Event()
+    try:
+        async with consumer_parts(settings, metrics) as parts:
+            task = asyncio.create_task(parts.loop.run(stop))
+            await wait_until(lambda: _true(parts.loop.stats.records > 100), 60, "ingest to start")
+            services(["stop", "cassandra"])
+            try:
+                await asyncio.sleep(20)
+                assert parts.loop.paused_for_store, "the consumer pauses while the store is down"
+                assert metrics.dead_lettered._metrics == {}, "nothing is dead-lettered in an outage"
+            finally:
+                services(["start", "cassandra"])
+            await wait_until(lambda: committed_all(settings), 180, "ingest to finish after the outage")
+            stop.set()
+            await task
+        assert metrics.dead_lettered._metrics == {}
+        assert_one_row_per_message(await stored_rows(s, settings.store.keyspace), updates)
+    finally:
+        await s.execute(f"DROP KEYSPACE IF EXISTS {settings.store.keyspace}", idempotent=True)
+        await s.close()
+
+
+def services(args: list[str]) -> None:
+    subprocess.run([str(ROOT / "dev" / "services.sh"), *args], check=True, timeout=240)
+
+
+def consumer_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TGBRIDGE_") or k.startswith("TGBRIDGE_DEV_")}
+    env.update(
+        TGBRIDGE_KAFKA__BOOTSTRAP_SERVERS=KAFKA,
+        TGBRIDGE_KAFKA__TOPIC=settings.kafka.topic,
+        TGBRIDGE_KAFKA__DLQ_TOPIC=settings.kafka.dlq_topic,
+        TGBRIDGE_STORE__PORT=str(settings.store.port),
+        TGBRIDGE_STORE__KEYSPACE=settings.store.keyspace,
+        TGBRIDGE_WORKER__GROUP_ID=settings.worker.group_id,
+        TGBRIDGE_WORKER__BATCH_MAX_RECORDS="50",
+        TGBRIDGE_WORKER__METRICS_PORT="0",
+        TGBRIDGE_WORKER__LOG_FORMAT="json",
+    )
+    return env
+
+
+async def test_sigkill_mid_batch_then_restart_loses_nothing(
+    settings: Settings, store: Store, produce: Any, tmp_path: Path
+) -> None:
+    updates = list(generate(1500, chats=100, seed=44))
+    for raw in updates:
+        await produce(raw, key=chat_key(raw), bot_id=BOT)
+    cmd = [sys.executable, "-m", "worker.cli", "consumer"]
+    log_path = tmp_path / "consumer.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, env=consumer_env(settings), stdout=log, stderr=log, cwd=tmp_path)
+    try:
+        async def some_rows() -> bool:
+            return len(await stored_rows(store, settings.store.keyspace)) > 200
+
+        await wait_until(some_rows, 90, "the first consumer to write rows")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert not await committed_all(settings), "the kill must land mid-ingest"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                cmd, env=consumer_env(settings), stdout=log, stderr=log, cwd=tmp_path
+            )
+        await wait_until(lambda: committed_all(settings), 180, "the restarted consumer to finish")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert proc.returncode == 0, log_path.read_text()
+    assert_one_row_per_message(await stored_rows(store, settings.store.keyspace), updates)
