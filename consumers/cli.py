@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -13,6 +13,7 @@ import orjson
 from aiokafka.errors import KafkaError
 
 from config.settings import Settings
+from consumers.loop import BatchStats
 from schema.breaker import BreakerOpenError
 from schema.history import message_dict, walk
 from schema.migrate import MigrationError, check_migrated
@@ -138,3 +139,94 @@ def export(chat_id: int, thread_id: int) -> None:
             await store.close()
 
     raise SystemExit(run_or_exit(main))
+
+
+def _when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO time like 2026-01-31T12:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.command()
+@click.option("--from-time", help="Start at the first record at or after this time (ISO 8601).")
+@click.option("--to-time", help="Stop before the first record at or after this time.")
+@click.option("--group", help="Consumer group (default: a new tgbridge-replay-<time> group).")
+def replay(from_time: str | None, to_time: str | None, group: str | None) -> None:
+    """Re-read the topic into the store (backfill); already stored messages stay as they are."""
+    from consumers.replay import replay as run_replay
+    from worker.cli import settings_or_exit
+
+    start, end = _when(from_time), _when(to_time)
+    settings = settings_or_exit()
+    group_id = group or f"tgbridge-replay-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+
+    async def main() -> BatchStats:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        return await run_replay(settings, group_id, start, end, stop)
+
+    s = run_or_exit(main)
+    click.echo(
+        f"replay done (group {group_id}): {s.records} records read, {s.new} new rows, "
+        f"{s.duplicates} duplicates, {s.edits} edits, {s.deletions} deletions, "
+        f"{s.no_message} without a message, {s.dead_lettered} dead-lettered"
+    )
+
+
+@click.group()
+def dlq() -> None:
+    """List dead-lettered records and re-publish chosen ones after a fix."""
+
+
+@dlq.command("list")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def dlq_list(limit: int, as_json: bool) -> None:
+    """Show dead-lettered records with their reasons."""
+    from consumers.dlq import read_letters
+    from worker.cli import settings_or_exit
+
+    settings = settings_or_exit()
+    letters = run_or_exit(lambda: read_letters(settings.kafka, limit))
+    for x in letters:
+        row = {
+            "ref": x.ref,
+            "reason": x.header("dlq.reason"),
+            "error": x.header("dlq.error"),
+            "source": f"{x.header('dlq.source_topic')}/{x.header('dlq.partition')}@{x.header('dlq.offset')}",
+            "attempts": x.header("dlq.attempts"),
+            "bytes": len(x.value),
+        }
+        if as_json:
+            click.echo(orjson.dumps(row).decode())
+        else:
+            click.echo(f"{row['ref']:>10}  {row['reason']:<20} {row['source']}  {row['error']}")
+    if not letters and not as_json:
+        click.echo(f"the dead-letter topic {settings.kafka.dlq_topic} is empty", err=True)
+
+
+@dlq.command("republish")
+@click.argument("refs", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every dead-lettered record.")
+def dlq_republish(refs: tuple[str, ...], everything: bool) -> None:
+    """Send records (PARTITION:OFFSET as `dlq list` shows) back to the main topic."""
+    from consumers.dlq import read_letters, republish
+    from worker.cli import settings_or_exit
+
+    if not refs and not everything:
+        raise click.UsageError("name records as PARTITION:OFFSET, or pass --all")
+    settings = settings_or_exit()
+
+    async def main() -> int:
+        letters = await read_letters(settings.kafka)
+        chosen = letters if everything else [x for x in letters if x.ref in set(refs)]
+        missing = set(refs) - {x.ref for x in chosen}
+        if missing:
+            raise click.UsageError(f"not in the dead-letter topic: {', '.join(sorted(missing))}")
+        return await republish(settings.kafka, chosen)
+
+    click.echo(f"re-published {run_or_exit(main)} record(s) to {settings.kafka.topic}")

@@ -79,3 +79,17 @@ async def ensure_topics(settings: KafkaSettings, *topics: str) -> None:
                 pass
     finally:
         await admin.close()
+
+
+async def partitions_of(settings: KafkaSettings, topic: str) -> list[int]:
+    """The partition ids of ``topic`` (empty when it does not exist)."""
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id=f"{settings.client_id}-admin")
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    for entry in described:
+        if entry["topic"] == topic and entry["error_code"] == 0:
+            return sorted(p["partition"] for p in entry["partitions"])
+    return []
