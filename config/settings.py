@@ -176,7 +176,8 @@ class StoreSettings(BaseModel):
     def _local_dc_replicated(self) -> StoreSettings:
         if self.local_dc not in self.replication:
             raise ValueError(
-                f"local_dc {self.local_dc!r} has no entry in replication {self.replication}"
+                f"TGBRIDGE_STORE__LOCAL_DC {self.local_dc!r} has no entry in "
+                f"TGBRIDGE_STORE__REPLICATION {self.replication}"
             )
         return self
 

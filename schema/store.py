@@ -191,10 +191,8 @@ class Store:
         bound.consistency_level = self._write_cl if write else self._read_cl
         bound.serial_consistency_level = self._serial_cl
         bound.is_idempotent = idempotent
-        if not idempotent:
-            return await self._once(bound, kind)
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retry_attempts),
+            stop=stop_after_attempt(self.settings.retry_attempts if idempotent else 1),
             wait=wait_random_exponential(
                 multiplier=self.settings.retry_min_s, max=self.settings.retry_max_s
             ),
