@@ -230,3 +230,19 @@ def dlq_republish(refs: tuple[str, ...], everything: bool) -> None:
         return await republish(settings.kafka, chosen)
 
     click.echo(f"re-published {run_or_exit(main)} record(s) to {settings.kafka.topic}")
+
+
+@click.command()
+def demo() -> None:
+    """Run the bridge on a bundled sample through a local Telegram stand-in, print the history."""
+    from worker.cli import settings_or_exit
+    from worker.demo.run import run_demo
+
+    settings = settings_or_exit()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await run_demo(settings, stop, click.echo)
+
+    run_or_exit(main)

@@ -29,10 +29,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from consumers.cli import consumer, dlq, export, history, replay
+    from consumers.cli import consumer, demo, dlq, export, history, replay
     from schema.cli import migrate
 
-    for command in (migrate, consumer, history, export, replay, dlq):
+    for command in (migrate, consumer, history, export, replay, dlq, demo):
         main.add_command(command)
     from worker.receiver.cli import receiver_command, webhook_group
 

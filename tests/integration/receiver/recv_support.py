@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -21,7 +23,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
+from support.stack import KAFKA
+
 from config import Settings
+from worker.metrics import Metrics
+from worker.receiver.app import run_receiver
+from worker.receiver.backoff import Backoff
+from worker.receiver.webhook import WebhookServer
+from worker.standin import StandIn
 
 ROOT = Path(__file__).resolve().parents[3]
 #: Token-shaped, long enough that a leak would be unmistakable in logs.
@@ -313,3 +322,84 @@ class PrivateKafka:
             return
         process.send_signal(signal.SIGKILL)
         await asyncio.to_thread(process.wait, 30)
+
+
+def receiver_env(
+    standin: StandIn, topic: str, bots: list[dict[str, Any]], **extra: str
+) -> dict[str, str]:
+    """The environment of a receiver process: only variables the test chose, no .env."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("TGBRIDGE_")}
+    env.update(
+        TGBRIDGE_TELEGRAM__BOTS=json.dumps(bots),
+        TGBRIDGE_TELEGRAM__API_BASE_URL=standin.base_url,
+        TGBRIDGE_TELEGRAM__POLL_TIMEOUT_S="2",
+        TGBRIDGE_KAFKA__BOOTSTRAP_SERVERS=KAFKA,
+        TGBRIDGE_KAFKA__TOPIC=topic,
+        TGBRIDGE_KAFKA__PARTITIONS="4",
+        TGBRIDGE_WORKER__LOG_FORMAT="json",
+        TGBRIDGE_WORKER__SHUTDOWN_TIMEOUT_S="10",
+    )
+    env.update(extra)
+    return env
+
+
+async def spawn(env: dict[str, str], workdir: Path, *args: str) -> asyncio.subprocess.Process:
+    """Start ``tgbridge receiver`` (or ``args``) in ``workdir``; its output goes to receiver.log."""
+    command = args or ("receiver",)
+    with open(workdir / "receiver.log", "ab") as log:
+        return await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "tgbridge"),
+            *command,
+            cwd=workdir,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+
+
+def fast_backoff() -> Backoff:
+    return Backoff(initial=0.05, cap=0.3)
+
+
+class Running:
+    """A receiver running in this event loop (fast back-off), with its URL and metrics."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.stop = asyncio.Event()
+        self._ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.server: WebhookServer | None = None
+
+    async def __aenter__(self) -> Running:
+        def ready(server: WebhookServer | None) -> None:
+            self.server = server
+            self._ready.set()
+
+        self.task = asyncio.create_task(
+            run_receiver(
+                self.settings, self.metrics, self.stop, backoff=fast_backoff, on_ready=ready
+            )
+        )
+        waiter = asyncio.ensure_future(self._ready.wait())
+        await asyncio.wait([waiter, self.task], timeout=20, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self.task.done():
+            self.task.result()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 15)
+
+    def url(self, bot_id: int | str) -> str:
+        port = self.settings.telegram.webhook_port
+        return f"http://127.0.0.1:{port}" + self.settings.telegram.webhook_path.replace(
+            "{bot_id}", str(bot_id)
+        )
+
+    def rejected(self, reason: str, bot_id: int | str) -> float:
+        return self.metrics.updates_rejected.labels(str(bot_id), reason)._value.get()

@@ -9,20 +9,24 @@ from collections import Counter
 import aiohttp
 import orjson
 import pytest
-from recv_support import TOKEN, bot_id_of, corpus, make_settings, read_all, update_ids_by_key, wait_until
+from recv_support import (
+    TOKEN,
+    bot_id_of,
+    corpus,
+    fast_backoff,
+    make_settings,
+    read_all,
+    update_ids_by_key,
+    wait_until,
+)
 from support.stack import KAFKA
 
 from worker.metrics import Metrics
 from worker.receiver.app import run_receiver
-from worker.receiver.backoff import Backoff
 from worker.receiver.health import ReceiverHealth
 from worker.standin import StandIn
 
 pytestmark = pytest.mark.integration
-
-
-def fast_backoff() -> Backoff:
-    return Backoff(initial=0.05, cap=0.3)
 
 
 async def start(settings, metrics: Metrics, health: ReceiverHealth | None = None):  # type: ignore[no-untyped-def]

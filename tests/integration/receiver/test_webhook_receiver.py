@@ -12,6 +12,7 @@ import orjson
 import pytest
 from recv_support import (
     OTHER_SECRET,
+    Running,
     TOKEN,
     WEBHOOK_SECRET,
     WEBHOOK_TOKEN,
@@ -26,7 +27,7 @@ from support.stack import KAFKA
 from config import Settings
 from worker.metrics import Metrics
 from worker.receiver.app import ReceiverConfigError, run_receiver
-from worker.receiver.webhook import SECRET_HEADER, WebhookServer
+from worker.receiver.webhook import SECRET_HEADER
 
 pytestmark = pytest.mark.integration
 
@@ -34,54 +35,14 @@ BOT_ID = bot_id_of(WEBHOOK_TOKEN)
 OTHER_ID = bot_id_of(TOKEN)
 
 
-def webhook_settings(topic: str, **groups: dict[str, Any]) -> Settings:
+def webhook_settings(topic: str, **telegram: Any) -> Settings:
     bots = [
         {"token": WEBHOOK_TOKEN, "mode": "webhook", "webhook_secret": WEBHOOK_SECRET},
         {"token": TOKEN, "mode": "webhook", "webhook_secret": OTHER_SECRET},
     ]
-    return make_settings(KAFKA, topic, bots=bots, telegram={"max_body_bytes": 4096}, **groups)
-
-
-class Running:
-    """A receiver running in this event loop, with its URL and metrics."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.metrics = Metrics()
-        self.stop = asyncio.Event()
-        self._ready = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.server: WebhookServer | None = None
-
-    async def __aenter__(self) -> Running:
-        def ready(server: WebhookServer | None) -> None:
-            self.server = server
-            self._ready.set()
-
-        self.task = asyncio.create_task(
-            run_receiver(self.settings, self.metrics, self.stop, on_ready=ready)
-        )
-        waiter = asyncio.ensure_future(self._ready.wait())
-        await asyncio.wait([waiter, self.task], timeout=20, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if self.task.done():
-            self.task.result()
-        assert self.server is not None, "the webhook server did not start"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop.set()
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 15)
-
-    def url(self, bot_id: int | str = BOT_ID) -> str:
-        port = self.settings.telegram.webhook_port
-        return f"http://127.0.0.1:{port}" + self.settings.telegram.webhook_path.replace(
-            "{bot_id}", str(bot_id)
-        )
-
-    def rejected(self, reason: str, bot_id: int | str = BOT_ID) -> float:
-        return self.metrics.updates_rejected.labels(str(bot_id), reason)._value.get()
+    return make_settings(
+        KAFKA, topic, bots=bots, telegram={"max_body_bytes": 4096, **telegram}
+    )
 
 
 async def test_every_update_posted_is_stored_once_byte_identical(recv_topic: str) -> None:
@@ -99,7 +60,7 @@ async def test_every_update_posted_is_stored_once_byte_identical(recv_topic: str
         async def post_chat(raws: list[bytes]) -> None:
             # Concurrent across chats, one at a time within a chat, as Telegram delivers.
             for raw in raws:
-                async with http.post(rx.url(), data=raw, headers=headers) as resp:
+                async with http.post(rx.url(BOT_ID), data=raw, headers=headers) as resp:
                     statuses.append(resp.status)
 
         await asyncio.gather(*(post_chat(raws) for raws in by_chat.values()))
@@ -148,13 +109,13 @@ async def test_refusals_publish_nothing_and_are_counted(
 
         # Without a Content-Length, the limit is enforced while reading.
         chunked = {SECRET_HEADER: WEBHOOK_SECRET}
-        async with http.post(rx.url(), data=chunks(), headers=chunked) as resp:
+        async with http.post(rx.url(BOT_ID), data=chunks(), headers=chunked) as resp:
             assert resp.status == 413
         # A valid update after all that is the only record.
         ok = {SECRET_HEADER: WEBHOOK_SECRET}
-        async with http.post(rx.url(), data=b'{"update_id":77}', headers=ok) as resp:
+        async with http.post(rx.url(BOT_ID), data=b'{"update_id":77}', headers=ok) as resp:
             assert resp.status == 200
-        async with http.get(rx.url()) as resp:
+        async with http.get(rx.url(BOT_ID)) as resp:
             assert resp.status == 405
     records = await read_all(KAFKA, recv_topic)
     assert [r.value for r in records] == [b'{"update_id":77}']
@@ -162,12 +123,12 @@ async def test_refusals_publish_nothing_and_are_counted(
 
 
 async def test_telegram_ip_allow_list(recv_topic: str) -> None:
-    settings = webhook_settings(recv_topic, telegram={"restrict_to_telegram_ips": True})
+    settings = webhook_settings(recv_topic, restrict_to_telegram_ips=True)
     async with Running(settings) as rx, aiohttp.ClientSession() as http:
         headers = {SECRET_HEADER: WEBHOOK_SECRET}
-        async with http.post(rx.url(), data=b'{"update_id":1}', headers=headers) as resp:
+        async with http.post(rx.url(BOT_ID), data=b'{"update_id":1}', headers=headers) as resp:
             assert resp.status == 403
-        assert rx.rejected("forbidden_ip") == 1
+        assert rx.rejected("forbidden_ip", BOT_ID) == 1
     assert await read_all(KAFKA, recv_topic) == []
 
 
