@@ -45,6 +45,7 @@ COPY --from=build /opt/venv /opt/venv
 
 # The settings also read ./.env: mount one at /app/.env, or pass variables (compose does).
 WORKDIR /app
+USER 10001:10001
 
 # 8080: the receiver's webhook; 9108: /metrics, /healthz and /readyz of every process.
 EXPOSE 8080 9108

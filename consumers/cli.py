@@ -19,7 +19,7 @@ from schema.history import message_dict, walk
 from schema.migrate import MigrationError, check_migrated
 from schema.store import Store, StoreUnavailableError
 from schema.tables import MessageTables
-from worker.kafka import KafkaSetupError
+from worker.kafka import KafkaSetupError, KafkaUnavailableError
 from worker.lifecycle import EXIT_CONFIG, EXIT_UNAVAILABLE, install_stop_signals
 from worker.metrics import Metrics
 
@@ -30,12 +30,12 @@ def run_or_exit(main: Callable[[], Awaitable[T]]) -> T:
     """Run ``main``; a setup problem ends with one line and its exit code, never a traceback."""
     try:
         return asyncio.run(main())  # type: ignore[arg-type]
+    except (StoreUnavailableError, BreakerOpenError, KafkaError, KafkaUnavailableError) as exc:
+        click.echo(f"tgbridge: {exc}", err=True)
+        raise SystemExit(EXIT_UNAVAILABLE) from None
     except (MigrationError, KafkaSetupError) as exc:
         click.echo(f"tgbridge: {exc}", err=True)
         raise SystemExit(EXIT_CONFIG) from None
-    except (StoreUnavailableError, BreakerOpenError, KafkaError) as exc:
-        click.echo(f"tgbridge: {exc}", err=True)
-        raise SystemExit(EXIT_UNAVAILABLE) from None
 
 
 @click.command()

@@ -16,7 +16,11 @@ log = logging.getLogger(__name__)
 
 
 class KafkaSetupError(Exception):
-    """Kafka is unreachable or a topic is missing; the message says how to fix it."""
+    """A topic is missing (or cannot be created); the message says how to fix it."""
+
+
+class KafkaUnavailableError(KafkaSetupError):
+    """No broker answered at the configured address."""
 
 
 def client_options(settings: KafkaSettings) -> dict[str, Any]:
@@ -57,7 +61,7 @@ async def ensure_topics(settings: KafkaSettings, *topics: str) -> None:
     try:
         await admin.start()
     except KafkaConnectionError:
-        raise KafkaSetupError(
+        raise KafkaUnavailableError(
             f"cannot reach Kafka at {settings.bootstrap_servers} "
             "(TGBRIDGE_KAFKA__BOOTSTRAP_SERVERS)"
         ) from None

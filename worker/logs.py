@@ -48,9 +48,22 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class ClientTracebacks(logging.Filter):
+    """The Kafka and CQL clients log tracebacks for every refused connection; keep one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(("cassandra", "aiokafka")) and record.exc_info:
+            record.msg = f"{record.getMessage()} {record.exc_info[1]!r}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def setup_logging(fmt: LogFormat, level: str) -> None:
     use_json = fmt is LogFormat.JSON or (fmt is LogFormat.AUTO and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ClientTracebacks())
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

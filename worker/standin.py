@@ -228,12 +228,14 @@ class StandIn:
             self._gate = asyncio.Event()
 
     def release_get_updates(self) -> None:
+        """Let every held call proceed; :meth:`wait_for_held` counts afresh from here."""
         if self._gate is not None:
             self._gate.set()
             self._gate = None
+            self._held = 0
 
     async def wait_for_held(self, count: int = 1, timeout: float = 10.0) -> None:
-        """Wait until ``count`` getUpdates calls are being held."""
+        """Wait until ``count`` getUpdates calls are held (since the last release)."""
         async with asyncio.timeout(timeout):
             while self._held < count:
                 await self._held_changed.wait()
@@ -284,7 +286,8 @@ class StandIn:
             try:
                 await gate.wait()
             finally:
-                self._held -= 1
+                if gate is self._gate:
+                    self._held -= 1
             if request.transport is None or request.transport.is_closing():
                 return web.Response(status=499)
         if bot.webhook is not None:

@@ -1,7 +1,8 @@
 """``tgbridge receiver`` and ``tgbridge webhook set|info|delete``.
 
 Nothing printed here ever shows a token: Telegram's answers and errors pass through
-:func:`~worker.receiver.redact.redact` first.
+:func:`~worker.receiver.redact.redact` first. aiogram is imported only when a command runs: it
+takes seconds to import, which every other ``tgbridge`` command would otherwise pay.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
-from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 
 from config import BotSettings, ReceiveMode, Settings
 from worker.lifecycle import (
@@ -26,9 +25,10 @@ from worker.lifecycle import (
     install_stop_signals,
 )
 from worker.metrics import Metrics
-from worker.receiver.app import ReceiverConfigError, make_bot, run_receiver
-from worker.receiver.publisher import KafkaUnavailable
 from worker.receiver.redact import describe, redact
+
+if TYPE_CHECKING:
+    from aiogram import Bot
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ def receiver_command() -> None:
 
 
 async def _serve(settings: Settings) -> int:
+    from worker.receiver.app import ReceiverConfigError, run_receiver
+    from worker.receiver.publisher import KafkaUnavailable
+
     stop = asyncio.Event()
     install_stop_signals(stop)
     tokens = _tokens(settings)
@@ -181,6 +184,10 @@ def _run_each(
     bots: list[BotSettings],
     action: Callable[[BotSettings, Bot], Awaitable[None]],
 ) -> None:
+    from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+
+    from worker.receiver.app import make_bot
+
     tokens = _tokens(settings)
 
     async def run() -> int:

@@ -1,0 +1,77 @@
+"""What Linux reports about a process and the machine: resident memory and CPU time, from /proc."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def status_kib(pid: int, field: str) -> int | None:
+    """A ``kB`` line of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``); None once the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time the process has used so far."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; the fields after its closing parenthesis don't.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, over every core."""
+    first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(x) for x in first[:8]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    total = sum(ticks)
+    return (total - idle) / _TICKS, total / _TICKS
+
+
+@dataclass
+class CpuMeter:
+    """CPU used by named processes and by the whole machine between ``start`` and ``stop``."""
+
+    pids: dict[str, int]
+    _start: dict[str, float | None] | None = None
+    _machine: tuple[float, float] | None = None
+
+    def start(self) -> None:
+        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._machine = machine_busy_seconds()
+
+    def stop(self, wall_s: float) -> dict[str, float]:
+        """Cores used on average over ``wall_s`` seconds, per process and for the machine."""
+        assert self._start is not None and self._machine is not None
+        out: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            before, after = self._start[name], cpu_seconds(pid)
+            if before is not None and after is not None and wall_s > 0:
+                out[name] = round((after - before) / wall_s, 3)
+        busy, total = machine_busy_seconds()
+        cores = os.cpu_count() or 1
+        if total > self._machine[1]:
+            out["machine"] = round((busy - self._machine[0]) / (total - self._machine[1]) * cores, 3)
+        return out
+
+
+def service_pid(state_dir: Path, name: str) -> int | None:
+    """The pid ``dev/services.sh`` recorded for ``kafka`` or ``cassandra``, if it is alive."""
+    try:
+        pid = int((state_dir / name / "pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None

@@ -1,0 +1,121 @@
+"""Putting benchmark traffic on Kafka: all at once (pre-fill) or at a steady rate (latency, soak)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+
+from bench.traffic import Identity, Update, headers
+from config.settings import KafkaSettings
+from worker.kafka import client_options, ensure_topics
+
+_CHUNK = 5_000
+
+
+def _producer(kafka: KafkaSettings, linger_ms: int) -> AIOKafkaProducer:
+    # The receiver's producer settings: every in-sync replica acknowledges, idempotent.
+    return AIOKafkaProducer(
+        **client_options(kafka),
+        client_id="tgbridge-bench",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=linger_ms,
+        max_batch_size=256 * 1024,
+    )
+
+
+async def prefill(kafka: KafkaSettings, stream: Iterable[Update]) -> int:
+    """Create ``kafka.topic`` and publish every update of ``stream``; returns how many."""
+    await ensure_topics(kafka, kafka.topic, kafka.dlq_topic)
+    producer = _producer(kafka, linger_ms=20)
+    await producer.start()
+    sent = 0
+    try:
+        pending: list[asyncio.Future[object]] = []
+        for u in stream:
+            now_ms = int(time.time() * 1000)
+            pending.append(
+                await producer.send(
+                    kafka.topic, u.raw, key=u.key, headers=headers(now_ms), timestamp_ms=now_ms
+                )
+            )
+            sent += 1
+            if len(pending) >= _CHUNK:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent
+
+
+@dataclass
+class PacedLog:
+    """When each new message's record was stamped (unix seconds); edits are only counted."""
+
+    sent_at: dict[Identity, float] = field(default_factory=dict)
+    records: int = 0
+    edits: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+    #: How far behind its schedule the sender fell at worst (seconds).
+    max_lag_s: float = 0.0
+
+    @property
+    def achieved_rate(self) -> float:
+        span = self.finished - self.started
+        return self.records / span if span > 0 else 0.0
+
+
+async def paced(
+    kafka: KafkaSettings,
+    stream: Iterable[Update],
+    rate: float,
+    seconds: float,
+    track: bool = True,
+) -> PacedLog:
+    """Publish ``stream`` at ``rate`` records per second for ``seconds``, one record at a time.
+
+    Each record is stamped with the time it is handed to the producer, which is also its Kafka
+    timestamp; the producer lingers 5 ms as the receiver's does. Without ``track`` the send
+    times are not kept (a long soak needs only the pace).
+    """
+    producer = _producer(kafka, linger_ms=5)
+    await producer.start()
+    log = PacedLog()
+    acks: list[asyncio.Future[object]] = []
+    try:
+        log.started = time.time()
+        start = time.monotonic()
+        total = int(rate * seconds)
+        for i, u in enumerate(stream):
+            if i >= total:
+                break
+            due = start + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                log.max_lag_s = max(log.max_lag_s, -delay)
+            stamp = time.time()
+            ms = int(stamp * 1000)
+            acks.append(
+                await producer.send(kafka.topic, u.raw, key=u.key, headers=headers(ms), timestamp_ms=ms)
+            )
+            log.records += 1
+            if u.is_edit:
+                log.edits += 1
+            elif track:
+                log.sent_at[u.identity] = ms / 1000
+            if len(acks) >= 1_000:
+                await asyncio.gather(*acks)
+                acks.clear()
+        await asyncio.gather(*acks)
+        log.finished = time.time()
+    finally:
+        await producer.stop()
+    return log
