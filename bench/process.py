@@ -23,6 +23,10 @@ from bench.scrape import Scrape, scrape
 TGBRIDGE = Path(sys.executable).with_name("tgbridge")
 
 
+class ProcessExited(RuntimeError):
+    """The process under test ended while the benchmark still needed it."""
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a tgbridge process reads and writes: topics, keyspace and consumer group."""
@@ -143,6 +147,6 @@ class ConsumerProcess:
 
     def _check_alive(self) -> None:
         if self.proc is not None and self.proc.returncode is not None:
-            raise RuntimeError(
+            raise ProcessExited(
                 f"the consumer exited with {self.proc.returncode}; see {self.log_path}"
             )

@@ -48,21 +48,23 @@ async def read_letters(settings: KafkaSettings, limit: int | None = None) -> lis
             return []
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
+        starts = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
+        # Read up to the end offsets seen at the start; track progress from the records themselves.
+        reached = dict(starts)
         letters: list[Letter] = []
-        async def unread() -> bool:
-            return any([await consumer.position(tp) < ends[tp] for tp in tps])
-
-        while await unread():
+        while any(reached[tp] < ends[tp] for tp in tps):
+            if limit is not None and len(letters) >= limit:
+                break
             batch = await consumer.getmany(timeout_ms=1000)
-            for recs in batch.values():
+            for tp, recs in batch.items():
                 for r in recs:
-                    if r.offset < ends[TopicPartition(r.topic, r.partition)]:
+                    if r.offset < ends[tp]:
                         letters.append(
                             Letter(r.partition, r.offset, r.key, r.value or b"", list(r.headers))
                         )
-            if limit is not None and len(letters) >= limit:
-                break
+                    reached[tp] = max(reached[tp], r.offset + 1)
         return letters[:limit] if limit is not None else letters
     finally:
         await consumer.stop()

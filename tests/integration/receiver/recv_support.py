@@ -29,6 +29,7 @@ from config import Settings
 from worker.metrics import Metrics
 from worker.receiver.app import run_receiver
 from worker.receiver.backoff import Backoff
+from worker.receiver.health import ReceiverHealth
 from worker.receiver.webhook import WebhookServer
 from worker.standin import StandIn
 
@@ -365,8 +366,9 @@ def fast_backoff() -> Backoff:
 class Running:
     """A receiver running in this event loop (fast back-off), with its URL and metrics."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, health: ReceiverHealth | None = None) -> None:
         self.settings = settings
+        self.health = health or ReceiverHealth()
         self.metrics = Metrics()
         self.stop = asyncio.Event()
         self._ready = asyncio.Event()
@@ -380,7 +382,12 @@ class Running:
 
         self.task = asyncio.create_task(
             run_receiver(
-                self.settings, self.metrics, self.stop, backoff=fast_backoff, on_ready=ready
+                self.settings,
+                self.metrics,
+                self.stop,
+                health=self.health,
+                backoff=fast_backoff,
+                on_ready=ready,
             )
         )
         waiter = asyncio.ensure_future(self._ready.wait())

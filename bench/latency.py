@@ -1,0 +1,100 @@
+"""Latency from the Kafka record's time to the row written, at a steady rate below capacity.
+
+A paced producer stamps every record (its Kafka timestamp) and remembers the stamp of each new
+message; after the consumer has committed them all, each message's "row written" time is read
+back from the store (see :mod:`bench.written`). Edits write no mapping and are left out of the
+distribution. The consumer's own ``tgbridge_e2e_from_kafka_seconds`` histogram over the same
+window is reported beside it, at that histogram's bucket resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.offsets import GroupWatch, end_offsets
+from bench.process import ConsumerProcess, Target
+from bench.produce import paced
+from bench.scrape import HistogramDelta
+from bench.summaries import latency_summary
+from bench.traffic import Identity, Update
+from bench.written import mapping_written_at
+from config.settings import KafkaSettings
+from schema.store import Store
+
+
+@dataclass
+class Latency:
+    target_rate: float
+    achieved_rate: float
+    records: int
+    measured: int
+    missing: int
+    summary: dict[str, float | int]
+    histogram: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "target_rate": round(self.target_rate, 1),
+            "achieved_rate": round(self.achieved_rate, 1),
+            "records": self.records,
+            "new_messages_measured": self.measured,
+            "missing": self.missing,
+            **self.summary,
+            "consumer_histogram": self.histogram,
+        }
+
+
+def histogram_view(h: HistogramDelta) -> dict[str, Any]:
+    """The consumer's e2e histogram over a window: p50/p99 as bucket ranges, share within 50 ms."""
+    def bucket(q: float) -> str | None:
+        found = h.quantile(q)
+        if found is None:
+            return None
+        lower, upper = found
+        return f"{lower * 1000:g}-{upper * 1000:g} ms"
+
+    share = h.share_at_most(0.05)
+    return {
+        "observations": h.count,
+        "mean_ms": None if h.mean is None else round(h.mean * 1000, 2),
+        "p50_bucket": bucket(0.50),
+        "p99_bucket": bucket(0.99),
+        "share_within_50ms": None if share is None else round(share, 4),
+    }
+
+
+def lateness(sent: dict[Identity, float], written: dict[Identity, float]) -> list[float]:
+    return [written[i] - t for i, t in sent.items() if i in written]
+
+
+async def kafka_to_row(
+    kafka: KafkaSettings,
+    target: Target,
+    consumer: ConsumerProcess,
+    store: Store,
+    stream: Iterable[Update],
+    rate: float,
+    seconds: float,
+) -> Latency:
+    """Publish at ``rate`` for ``seconds`` and measure record time to row written."""
+    before = await consumer.metrics()
+    log = await paced(kafka, stream, rate, seconds)
+    ends = await end_offsets(kafka, target.topic)
+    async with GroupWatch(kafka, target.group, target.topic) as watch:
+        await watch.until(ends, timeout=300)
+    after = await consumer.metrics()
+    written = await mapping_written_at(store, target.keyspace, log.sent_at)
+    delays = lateness(log.sent_at, written)
+    return Latency(
+        target_rate=rate,
+        achieved_rate=log.achieved_rate,
+        records=log.records,
+        measured=len(delays),
+        missing=len(log.sent_at) - len(delays),
+        summary=latency_summary(delays),
+        histogram=histogram_view(
+            HistogramDelta.between(before, after, "tgbridge_e2e_from_kafka_seconds")
+        ),
+    )
