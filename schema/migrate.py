@@ -171,8 +171,15 @@ async def _apply_pending(store: Store, settings: StoreSettings, scylla: bool) ->
 
 async def check_migrated(store: Store, keyspace: str) -> None:
     """Raise :class:`MigrationError` unless every migration has been applied to ``keyspace``."""
-    if keyspace not in store.cluster.metadata.keyspaces:
-        raise MigrationError(f"keyspace {keyspace!r} does not exist: run `tgbridge migrate` first")
+    # Ask the server, not the driver's schema metadata, which may lag behind another process.
+    tables = await store.execute(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+        (keyspace,),
+        idempotent=True,
+        kind="ddl",
+    )
+    if "schema_migrations" not in {t.table_name for t in tables}:
+        raise MigrationError(f"keyspace {keyspace!r} is not migrated: run `tgbridge migrate` first")
     rows = await store.execute(
         f"SELECT version FROM {keyspace}.schema_migrations", idempotent=True, kind="ddl"
     )

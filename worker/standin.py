@@ -177,7 +177,9 @@ class StandIn:
         if type(update_id) is not int:
             raise ValueError("an update is a JSON object with an integer update_id")
         if update_id <= max(bot.last_id, bot.confirmed):
-            raise ValueError(f"update_id {update_id} is not above {max(bot.last_id, bot.confirmed)}")
+            raise ValueError(
+                f"update_id {update_id} is not above {max(bot.last_id, bot.confirmed)}"
+            )
         bot.updates.append((update_id, bytes(raw)))
         bot.last_id = update_id
         bot.wake()
@@ -234,9 +236,9 @@ class StandIn:
             self._gate = None
             self._held = 0
 
-    async def wait_for_held(self, count: int = 1, timeout: float = 10.0) -> None:
+    async def wait_for_held(self, count: int = 1, within: float = 10.0) -> None:
         """Wait until ``count`` getUpdates calls are held (since the last release)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while self._held < count:
                 await self._held_changed.wait()
                 self._held_changed.clear()
@@ -316,7 +318,9 @@ class StandIn:
         body = b'{"ok":true,"result":[' + b",".join(raws) + b"]}"
         return web.Response(body=body, content_type="application/json")
 
-    async def _get_me(self, bot: _Bot, params: dict[str, Any], request: web.Request) -> web.Response:
+    async def _get_me(
+        self, bot: _Bot, params: dict[str, Any], request: web.Request
+    ) -> web.Response:
         return _ok(
             {
                 "id": bot.bot_id,
@@ -342,7 +346,9 @@ class StandIn:
             return _error(400, "Bad Request: bad webhook: invalid URL")
         secret = params.get("secret_token")
         if secret is not None and not _SECRET.fullmatch(str(secret)):
-            return _error(400, "Bad Request: bad webhook: secret token contains unallowed characters")
+            return _error(
+                400, "Bad Request: bad webhook: secret token contains unallowed characters"
+            )
         max_connections = int(params.get("max_connections") or 40)
         if not 1 <= max_connections <= 100:
             return _error(400, "Bad Request: bad webhook: max_connections must be 1-100")

@@ -20,6 +20,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from config import BotSettings, ReceiveMode, Settings, TelegramSettings
 from worker.metrics import Metrics
 from worker.receiver.backoff import Backoff
+from worker.receiver.bots import ReceiverConfigError, bots_in, check_bots
 from worker.receiver.health import ReceiverHealth
 from worker.receiver.polling import PollingReceiver
 from worker.receiver.publisher import Publisher
@@ -30,26 +31,6 @@ log = logging.getLogger(__name__)
 
 #: How often a webhook bot's backlog (getWebhookInfo's pending_update_count) is read.
 PENDING_INTERVAL_S = 30.0
-
-
-class ReceiverConfigError(Exception):
-    """The receiver cannot run as configured; the message says what to change."""
-
-
-def check_bots(telegram: TelegramSettings) -> None:
-    """Refuse a configuration the receiver cannot serve safely, naming the bot id."""
-    if not telegram.bots:
-        raise ReceiverConfigError("no bots configured: set TGBRIDGE_TELEGRAM__BOTS")
-    seen: set[int] = set()
-    for bot in telegram.bots:
-        if bot.bot_id in seen:
-            raise ReceiverConfigError(f"bot {bot.bot_id} is configured twice")
-        seen.add(bot.bot_id)
-        if telegram.mode_of(bot) is ReceiveMode.WEBHOOK and bot.webhook_secret is None:
-            raise ReceiverConfigError(
-                f"bot {bot.bot_id} is in webhook mode but has no webhook_secret: give it one "
-                "in TGBRIDGE_TELEGRAM__BOTS so strangers cannot post updates"
-            )
 
 
 def make_bot(bot: BotSettings, telegram: TelegramSettings) -> Bot:
@@ -76,8 +57,8 @@ async def run_receiver(
     check_bots(telegram)
     health = health if health is not None else ReceiverHealth()
     tokens = [b.token.get_secret_value() for b in telegram.bots]
-    webhook_bots = [b for b in telegram.bots if telegram.mode_of(b) is ReceiveMode.WEBHOOK]
-    polling_bots = [b for b in telegram.bots if telegram.mode_of(b) is ReceiveMode.POLLING]
+    webhook_bots = bots_in(telegram, ReceiveMode.WEBHOOK)
+    polling_bots = bots_in(telegram, ReceiveMode.POLLING)
     deadline = settings.worker.shutdown_timeout_s
 
     async with AsyncExitStack() as stack:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING, NoReturn
 
 import click
@@ -25,6 +25,7 @@ from worker.lifecycle import (
     install_stop_signals,
 )
 from worker.metrics import Metrics
+from worker.receiver.bots import ReceiverConfigError, check_bots
 from worker.receiver.redact import describe, redact
 
 if TYPE_CHECKING:
@@ -52,12 +53,17 @@ def receiver_command() -> None:
 
 
 async def _serve(settings: Settings) -> int:
-    from worker.receiver.app import ReceiverConfigError, run_receiver
+    tokens = _tokens(settings)
+    try:
+        check_bots(settings.telegram)
+    except ReceiverConfigError as exc:
+        log.error("receiver cannot start: %s", redact(str(exc), tokens))
+        return EXIT_CONFIG
+    from worker.receiver.app import run_receiver
     from worker.receiver.publisher import KafkaUnavailable
 
     stop = asyncio.Event()
     install_stop_signals(stop)
-    tokens = _tokens(settings)
     try:
         await run_receiver(settings, Metrics(), stop)
     except ReceiverConfigError as exc:
@@ -130,9 +136,7 @@ def webhook_info(bot_id: int | None) -> None:
         info = await client.get_webhook_info()
         last_error = "none"
         if info.last_error_date is not None:
-            when = info.last_error_date
-            if isinstance(when, datetime):
-                when = when.astimezone(UTC).isoformat()
+            when = info.last_error_date.astimezone(UTC).isoformat()
             last_error = f"{when} {info.last_error_message or ''}".strip()
         lines = [
             f"bot {bot.bot_id}",
@@ -170,8 +174,7 @@ def _select(settings: Settings, bot_id: int | None, *, webhook_only: bool) -> li
         if not bots:
             _fail(f"no configured bot has id {bot_id}")
     if webhook_only:
-        polling = [b.bot_id for b in bots if telegram.mode_of(b) is not ReceiveMode.WEBHOOK]
-        if bot_id is not None and polling:
+        if bot_id is not None and telegram.mode_of(bots[0]) is not ReceiveMode.WEBHOOK:
             _fail(f"bot {bot_id} is in polling mode; a webhook would stop its long polling")
         bots = [b for b in bots if telegram.mode_of(b) is ReceiveMode.WEBHOOK]
     if not bots:
@@ -197,7 +200,9 @@ def _run_each(
             try:
                 await action(bot, client)
             except TelegramNetworkError as exc:
-                click.echo(f"bot {bot.bot_id}: Telegram unreachable: {describe(exc, tokens)}", err=True)
+                click.echo(
+                    f"bot {bot.bot_id}: Telegram unreachable: {describe(exc, tokens)}", err=True
+                )
                 code = EXIT_UNAVAILABLE
             except TelegramAPIError as exc:
                 click.echo(f"bot {bot.bot_id}: Telegram refused: {describe(exc, tokens)}", err=True)

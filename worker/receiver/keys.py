@@ -65,7 +65,9 @@ def kafka_key(update: dict[str, Any], bot_id: int) -> bytes:
     return b"%d" % chat_id
 
 
-def record_headers(bot_id: int, received_at_ms: int, transport: Transport) -> list[tuple[str, bytes]]:
+def record_headers(
+    bot_id: int, received_at_ms: int, transport: Transport
+) -> list[tuple[str, bytes]]:
     return [
         ("bot_id", b"%d" % bot_id),
         ("received_at", b"%d" % received_at_ms),
@@ -77,9 +79,7 @@ def build_record(
     raw: bytes, update: dict[str, Any], bot_id: int, received_at_ms: int, transport: Transport
 ) -> Record:
     """The record of one update; ``raw`` is stored as is, ``update`` is its parsed form."""
-    return Record(
-        kafka_key(update, bot_id), raw, record_headers(bot_id, received_at_ms, transport)
-    )
+    return Record(kafka_key(update, bot_id), raw, record_headers(bot_id, received_at_ms, transport))
 
 
 def _get(value: Any, name: str) -> Any:

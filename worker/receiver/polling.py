@@ -19,13 +19,14 @@ from typing import Any
 import aiohttp
 import orjson
 from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
 
 from config import BotSettings, TelegramSettings
 from worker.metrics import Metrics
 from worker.receiver.backoff import Backoff
 from worker.receiver.health import ReceiverHealth
 from worker.receiver.keys import Record, build_record
-from worker.receiver.publisher import PublishError, Publisher
+from worker.receiver.publisher import Publisher, PublishError
 from worker.receiver.rawjson import InvalidUpdate, RawJsonError, loads, split_result, update_id_of
 from worker.receiver.redact import describe, redact
 
@@ -99,10 +100,12 @@ class PollingReceiver:
         self.bot_id = bot_settings.bot_id
         self._token = bot_settings.token.get_secret_value()
         self._telegram = telegram
-        self._bot = bot
         self._publisher = publisher
         self._health = health
         self._backoff = backoff or Backoff()
+        if not isinstance(bot.session, AiohttpSession):
+            raise TypeError("long polling needs the Bot's AiohttpSession for raw responses")
+        self._session = bot.session
         self._url = bot.session.api.api_url(token=self._token, method="getUpdates")
         label = str(self.bot_id)
         self._received = metrics.updates_received.labels(label, self.transport)
@@ -143,7 +146,9 @@ class PollingReceiver:
 
     async def _fetch_or_stop(self, stop: asyncio.Event) -> Batch | None:
         """One getUpdates, abandoned if ``stop`` is set first (nothing it returns is confirmed)."""
-        fetch = asyncio.ensure_future(self._get_updates(self.next_offset, self._telegram.poll_timeout_s))
+        fetch = asyncio.ensure_future(
+            self._get_updates(self.next_offset, self._telegram.poll_timeout_s)
+        )
         stopped = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -164,23 +169,23 @@ class PollingReceiver:
         return batch
 
     async def _get_updates(
-        self, offset: int | None, timeout: int, limit: int | None = None
+        self, offset: int | None, poll_timeout: int, limit: int | None = None
     ) -> Batch:
         """One getUpdates request, made directly so the raw body is kept."""
         payload: dict[str, Any] = {
-            "timeout": timeout,
+            "timeout": poll_timeout,
             "limit": limit or self._telegram.poll_limit,
             "allowed_updates": self._telegram.allowed_updates,
         }
         if offset is not None:
             payload["offset"] = offset
-        session = await self._bot.session.create_session()
+        session = await self._session.create_session()
         try:
             async with session.post(
                 self._url,
                 data=orjson.dumps(payload),
                 headers={"Content-Type": "application/json"},
-                timeout=aiohttp.ClientTimeout(total=timeout + REQUEST_GRACE_S, connect=10),
+                timeout=aiohttp.ClientTimeout(total=poll_timeout + REQUEST_GRACE_S, connect=10),
             ) as resp:
                 body = await resp.read()
                 status = resp.status
@@ -240,9 +245,7 @@ class PollingReceiver:
             await self._publisher.publish_many(records)
         except PublishError as exc:
             self._health.kafka_ok = False
-            log.warning(
-                "bot %d: %s; offset %s not advanced", self.bot_id, exc, self.next_offset
-            )
+            log.warning("bot %d: %s; offset %s not advanced", self.bot_id, exc, self.next_offset)
             if exc.pending is not None:
                 self._in_flight = (exc.pending, last_id + 1, len(records), received_at)
             await self._pause(stop, self._backoff.next_delay())
@@ -291,11 +294,10 @@ class PollingReceiver:
         if self.next_offset is None or self.next_offset == self.confirmed_offset:
             return
         try:
-            await self._get_updates(self.next_offset, timeout=0, limit=1)
+            await self._get_updates(self.next_offset, poll_timeout=0, limit=1)
         except TelegramError as exc:
             log.warning(
-                "bot %d: could not confirm offset %d (%s); Telegram will send those updates "
-                "again",
+                "bot %d: could not confirm offset %d (%s); Telegram will send those updates again",
                 self.bot_id,
                 self.next_offset,
                 redact(str(exc), [self._token]),

@@ -132,9 +132,7 @@ class Publisher:
                 if code not in (0, _TOPIC_ALREADY_EXISTS):
                     detail = rest[0] if rest and rest[0] else f"error code {code}"
                     raise KafkaUnavailable(f"creating Kafka topic {name!r} failed: {detail}")
-            log.info(
-                "created topic %s with %d partitions", self.topic, self._settings.partitions
-            )
+            log.info("created topic %s with %d partitions", self.topic, self._settings.partitions)
         finally:
             await admin.close()
 

@@ -22,7 +22,7 @@ from config import BotSettings, TelegramSettings
 from worker.metrics import Metrics
 from worker.receiver.health import ReceiverHealth
 from worker.receiver.keys import build_record
-from worker.receiver.publisher import PublishError, Publisher
+from worker.receiver.publisher import Publisher, PublishError
 from worker.receiver.rawjson import InvalidUpdate, parse_update
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,7 @@ class WebhookServer:
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         """Listen on the configured host and port (port 0 picks a free one, see ``port``)."""
-        runner = web.AppRunner(
-            self.app(), access_log=None, shutdown_timeout=self._shutdown_timeout
-        )
+        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=self._shutdown_timeout)
         await runner.setup()
         self._runner = runner
         site = web.TCPSite(

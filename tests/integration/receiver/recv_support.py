@@ -7,7 +7,6 @@ import asyncio
 import base64
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
-
 from support.stack import KAFKA
 
 from config import Settings
@@ -86,24 +84,24 @@ async def delete_topic(bootstrap: str, name: str) -> None:
         await admin.close()
 
 
-async def read_all(bootstrap: str, topic: str, timeout: float = 20.0) -> list[ConsumerRecord]:
+async def read_all(bootstrap: str, topic: str, within: float = 20.0) -> list[ConsumerRecord]:
     """Every record of ``topic`` up to its current end, in partition order."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topic, timeout)
+        partitions = await _partitions(consumer, topic, within)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         records: list[ConsumerRecord] = []
         next_offset = {tp: 0 for tp in tps}
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while any(next_offset[tp] < ends[tp] for tp in tps):
             if time.monotonic() > deadline:
-                raise AssertionError(f"could not read {topic} to its end in {timeout} s")
+                raise AssertionError(f"could not read {topic} to its end in {within} s")
             batch = await consumer.getmany(*tps, timeout_ms=500)
             for tp, tp_records in batch.items():
                 records.extend(tp_records)
@@ -114,8 +112,8 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 20.0) -> list[Co
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float) -> set[int]:
-    deadline = time.monotonic() + timeout
+async def _partitions(consumer: AIOKafkaConsumer, topic: str, within: float) -> set[int]:
+    deadline = time.monotonic() + within
     while True:
         partitions = consumer.partitions_for_topic(topic)
         if partitions:
@@ -134,11 +132,11 @@ def update_ids_by_key(records: list[ConsumerRecord]) -> dict[bytes, list[int]]:
     return out
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
         await asyncio.sleep(0.05)
 
 
@@ -154,7 +152,7 @@ def corpus(count: int, first_id: int = 1000) -> list[bytes]:
         {"id": 12, "type": "private", "first_name": "李"},
         {"id": -4001, "type": "group", "title": "Group ✓"},
         {"id": -1001000000001, "type": "supergroup", "title": "Forum", "is_forum": True},
-        {"id": -1001000000002, "type": "channel", "title": "News \"quoted\""},
+        {"id": -1001000000002, "type": "channel", "title": 'News "quoted"'},
         {"id": 13, "type": "private", "first_name": "عمر"},
     ]
     user = {"id": 11, "is_bot": False, "first_name": "Анна", "language_code": "ru"}
@@ -165,7 +163,7 @@ def corpus(count: int, first_id: int = 1000) -> list[bytes]:
         'quotes " and backslash \\ and slash / and brackets ]}[{',
         "url https://example.com/a/b?c=d",
         "line\nbreak\ttab \u2028 separator",
-        "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 astral",
+        "\U0001d518\U0001d52b\U0001d526\U0001d520 astral",
     ]
     out: list[bytes] = []
     message_ids: dict[int, int] = {}
@@ -189,7 +187,9 @@ def corpus(count: int, first_id: int = 1000) -> list[bytes]:
             update["edited_channel_post" if kind % 3 == 0 else "channel_post"] = message
         elif kind == 1:
             del message["text"]
-            message["photo"] = [{"file_id": f"AgAC{i}", "file_unique_id": f"u{i}", "width": 90, "height": 60}]
+            message["photo"] = [
+                {"file_id": f"AgAC{i}", "file_unique_id": f"u{i}", "width": 90, "height": 60}
+            ]
             message["caption"] = text
             message["caption_entities"] = [{"type": "bold", "offset": 0, "length": 2}]
             update["message"] = message
@@ -201,7 +201,12 @@ def corpus(count: int, first_id: int = 1000) -> list[bytes]:
             message["is_topic_message"] = True
             update["message"] = message
         elif kind == 4:
-            message["reply_to_message"] = {"message_id": max(mid - 1, 1), "date": 1_700_000_000, "chat": chat, "text": "earlier"}
+            message["reply_to_message"] = {
+                "message_id": max(mid - 1, 1),
+                "date": 1_700_000_000,
+                "chat": chat,
+                "text": "earlier",
+            }
             update["message"] = message
         elif kind == 5:
             message["business_connection_id"] = "bc-1"
@@ -211,18 +216,36 @@ def corpus(count: int, first_id: int = 1000) -> list[bytes]:
             message["edit_date"] = message["date"] + 1
             update["edited_business_message"] = message
         elif kind == 7:
-            update["deleted_business_messages"] = {"business_connection_id": "bc-1", "chat": chat, "message_ids": [1, 2]}
+            update["deleted_business_messages"] = {
+                "business_connection_id": "bc-1",
+                "chat": chat,
+                "message_ids": [1, 2],
+            }
         elif kind == 8:
             update["message_reaction"] = {
-                "chat": chat, "message_id": 1, "date": 1_700_000_000, "user": user,
-                "old_reaction": [], "new_reaction": [{"type": "emoji", "emoji": "👍"}],
+                "chat": chat,
+                "message_id": 1,
+                "date": 1_700_000_000,
+                "user": user,
+                "old_reaction": [],
+                "new_reaction": [{"type": "emoji", "emoji": "👍"}],
             }
         elif kind == 9:
-            update["callback_query"] = {"id": f"cb{i}", "from": user, "chat_instance": "ci", "data": "x/y", "message": message}
+            update["callback_query"] = {
+                "id": f"cb{i}",
+                "from": user,
+                "chat_instance": "ci",
+                "data": "x/y",
+                "message": message,
+            }
         elif kind == 10:
             update["inline_query"] = {"id": f"iq{i}", "from": user, "query": text, "offset": ""}
         elif kind == 11:
-            update["guest_summon_from_the_future"] = {"chat": chat, "summon_id": i, "nested": {"a": [1, {"b": None}]}}
+            update["guest_summon_from_the_future"] = {
+                "chat": chat,
+                "summon_id": i,
+                "nested": {"a": [1, {"b": None}]},
+            }
         elif kind == 12:
             message["future_field_2031"] = {"unknown": True, "list": [1.5, -2e-7, "é"]}
             update["message"] = message
@@ -237,7 +260,11 @@ def _serialise(update: dict[str, Any], style: int) -> bytes:
         return orjson.dumps(update)
     if style == 1:
         # What Telegram itself writes: \u escapes for non-ASCII and \/ for slashes.
-        return json.dumps(update, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode()
+        return (
+            json.dumps(update, ensure_ascii=True, separators=(",", ":"))
+            .replace("/", "\\/")
+            .encode()
+        )
     if style == 2:
         return json.dumps(update, ensure_ascii=False, indent=1).encode()
     if style == 3:
@@ -258,9 +285,11 @@ class PrivateKafka:
         self.bootstrap = f"127.0.0.1:{self.port}"
         self._lib = ROOT / ".local" / "kafka" / "lib"
         self._log4j = ROOT / "dev" / "services" / "log4j2.properties"
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: asyncio.subprocess.Process | None = None
         if not (self._lib / ".complete").exists():
-            pytest.fail("the Kafka jars are missing: run dev/services.sh start kafka", pytrace=False)
+            pytest.fail(
+                "the Kafka jars are missing: run dev/services.sh start kafka", pytrace=False
+            )
         template = (ROOT / "dev" / "services" / "kafka.properties").read_text()
         data = home / "data"
         data.mkdir(parents=True)
@@ -272,31 +301,47 @@ class PrivateKafka:
         )
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         subprocess.run(
-            [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id,
-             "-c", str(self._properties), "--ignore-formatted"],
-            check=True, capture_output=True, timeout=60,
+            [
+                *self._java(),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self._properties),
+                "--ignore-formatted",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
 
     def _java(self) -> list[str]:
         return [
-            "java", "-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
-            f"-Dlog4j2.configurationFile={self._log4j}", "-cp", f"{self._lib}/*",
+            "java",
+            "-Xms128m",
+            "-Xmx512m",
+            "-XX:+UseG1GC",
+            "-XX:TieredStopAtLevel=1",
+            f"-Dlog4j2.configurationFile={self._log4j}",
+            "-cp",
+            f"{self._lib}/*",
         ]
 
-    async def start(self, timeout: float = 60.0) -> None:
-        log = open(self.home / "kafka.log", "ab")  # noqa: SIM115 - owned by the process
-        self._process = subprocess.Popen(
-            [*self._java(), "kafka.Kafka", str(self._properties)], stdout=log, stderr=log
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
+    async def start(self, within: float = 60.0) -> None:
+        log = await asyncio.to_thread(open, self.home / "kafka.log", "ab")
+        with log:
+            self._process = await asyncio.create_subprocess_exec(
+                *self._java(), "kafka.Kafka", str(self._properties), stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + within
         while True:
-            if self._process.poll() is not None:
+            if self._process.returncode is not None:
                 raise AssertionError(f"private Kafka exited; see {self.home / 'kafka.log'}")
             if await self._ready():
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"private Kafka not ready in {timeout} s")
+                raise AssertionError(f"private Kafka not ready in {within} s")
             await asyncio.sleep(0.3)
 
     async def _ready(self) -> bool:
@@ -321,8 +366,8 @@ class PrivateKafka:
         process, self._process = self._process, None
         if process is None:
             return
-        process.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(process.wait, 30)
+        process.kill()
+        await asyncio.wait_for(process.wait(), 30)
 
 
 def receiver_env(
@@ -347,7 +392,8 @@ def receiver_env(
 async def spawn(env: dict[str, str], workdir: Path, *args: str) -> asyncio.subprocess.Process:
     """Start ``tgbridge receiver`` (or ``args``) in ``workdir``; its output goes to receiver.log."""
     command = args or ("receiver",)
-    with open(workdir / "receiver.log", "ab") as log:
+    log = await asyncio.to_thread(open, workdir / "receiver.log", "ab")
+    with log:
         return await asyncio.create_subprocess_exec(
             str(Path(sys.executable).parent / "tgbridge"),
             *command,

@@ -51,7 +51,11 @@ async def test_every_update_arrives_once_byte_identical_in_chat_order(
     health = ReceiverHealth()
     stop, task = await start(settings, metrics, health)
     last_id = orjson.loads(updates[-1])["update_id"]
-    await wait_until(lambda: standin.confirmed_up_to(TOKEN) >= orjson.loads(updates[149])["update_id"], 30, "first wave")
+    await wait_until(
+        lambda: standin.confirmed_up_to(TOKEN) >= orjson.loads(updates[149])["update_id"],
+        30,
+        "first wave",
+    )
     # The rest arrive while the receiver long-polls, a few at a time.
     for i in range(150, len(updates), 17):
         for raw in updates[i : i + 17]:
@@ -86,7 +90,9 @@ async def test_telegram_errors_back_off_and_lose_nothing(
     for raw in updates:
         standin.enqueue(raw, TOKEN)
     standin.fail_next(2, status=502, description="Bad Gateway", token=TOKEN)
-    standin.fail_next(1, status=429, description="Too Many Requests: retry after 1", retry_after=1, token=TOKEN)
+    standin.fail_next(
+        1, status=429, description="Too Many Requests: retry after 1", retry_after=1, token=TOKEN
+    )
     standin.fail_next(1, status=500, description="Internal Server Error", token=TOKEN)
     settings = make_settings(
         KAFKA, recv_topic, bots=[{"token": TOKEN}], api_base_url=standin.base_url

@@ -38,11 +38,11 @@ async def test_sigkill_between_publish_and_confirm_loses_nothing(
     standin.hold_get_updates()
     process = await spawn(env, tmp_path)
     try:
-        await standin.wait_for_held(1, timeout=20)
+        await standin.wait_for_held(1, within=20)
         standin.release_get_updates()
         # The next getUpdates would confirm the batch: hold it, then kill the receiver.
         standin.hold_get_updates()
-        await standin.wait_for_held(1, timeout=20)
+        await standin.wait_for_held(1, within=20)
         published = await read_all(KAFKA, recv_topic)
         assert Counter(r.value for r in published) == Counter(first)
         process.kill()
@@ -89,15 +89,15 @@ async def test_sigterm_confirms_what_was_published_within_the_deadline(
     standin.hold_get_updates()
     process = await spawn(env, tmp_path)
     try:
-        await standin.wait_for_held(1, timeout=20)
+        await standin.wait_for_held(1, within=20)
         standin.release_get_updates()
         standin.hold_get_updates()
         # Published, and the long poll that would confirm is held: now stop.
-        await standin.wait_for_held(1, timeout=20)
+        await standin.wait_for_held(1, within=20)
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         # The receiver abandons its long poll and sends one last, confirming getUpdates.
-        await standin.wait_for_held(2, timeout=10)
+        await standin.wait_for_held(2, within=10)
         await asyncio.sleep(0.2)
         standin.release_get_updates()
         code = await asyncio.wait_for(process.wait(), 10)

@@ -1,4 +1,4 @@
-"""`tgbridge webhook set|info|delete` against the stand-in, with Telegram delivering to the receiver."""
+"""`tgbridge webhook set|info|delete` against the stand-in, delivering to the receiver."""
 
 from __future__ import annotations
 
@@ -31,9 +31,7 @@ pytestmark = pytest.mark.integration
 BOT_ID = bot_id_of(WEBHOOK_TOKEN)
 
 
-async def invoke(
-    monkeypatch: pytest.MonkeyPatch, settings: Settings, *args: str
-) -> Result:
+async def invoke(monkeypatch: pytest.MonkeyPatch, settings: Settings, *args: str) -> Result:
     """Run a webhook command in a thread (it runs its own event loop) with these settings."""
     monkeypatch.setattr(receiver_cli, "_settings", lambda: settings)
     runner = CliRunner()
@@ -103,7 +101,9 @@ async def test_telegram_errors_are_reported_without_the_token(
 ) -> None:
     bots = [{"token": WEBHOOK_TOKEN, "mode": "webhook", "webhook_secret": WEBHOOK_SECRET}]
     settings = make_settings(KAFKA, recv_topic, bots=bots, api_base_url=standin.base_url)
-    standin.fail_next(1, status=401, description="Unauthorized", method="getWebhookInfo", token=WEBHOOK_TOKEN)
+    standin.fail_next(
+        1, status=401, description="Unauthorized", method="getWebhookInfo", token=WEBHOOK_TOKEN
+    )
     result = await invoke(monkeypatch, settings, "info")
     assert result.exit_code != 0
     assert "Unauthorized" in result.output

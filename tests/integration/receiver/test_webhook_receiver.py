@@ -12,10 +12,10 @@ import orjson
 import pytest
 from recv_support import (
     OTHER_SECRET,
-    Running,
     TOKEN,
     WEBHOOK_SECRET,
     WEBHOOK_TOKEN,
+    Running,
     bot_id_of,
     corpus,
     make_settings,
@@ -26,7 +26,8 @@ from support.stack import KAFKA
 
 from config import Settings
 from worker.metrics import Metrics
-from worker.receiver.app import ReceiverConfigError, run_receiver
+from worker.receiver.app import run_receiver
+from worker.receiver.bots import ReceiverConfigError
 from worker.receiver.webhook import SECRET_HEADER
 
 pytestmark = pytest.mark.integration
@@ -40,9 +41,7 @@ def webhook_settings(topic: str, **telegram: Any) -> Settings:
         {"token": WEBHOOK_TOKEN, "mode": "webhook", "webhook_secret": WEBHOOK_SECRET},
         {"token": TOKEN, "mode": "webhook", "webhook_secret": OTHER_SECRET},
     ]
-    return make_settings(
-        KAFKA, topic, bots=bots, telegram={"max_body_bytes": 4096, **telegram}
-    )
+    return make_settings(KAFKA, topic, bots=bots, telegram={"max_body_bytes": 4096, **telegram})
 
 
 async def test_every_update_posted_is_stored_once_byte_identical(recv_topic: str) -> None:
@@ -78,13 +77,41 @@ async def test_every_update_posted_is_stored_once_byte_identical(recv_topic: str
 REFUSALS = [
     # (what, path bot id, headers, body, status, reason)
     ("wrong secret", BOT_ID, {SECRET_HEADER: "guess"}, b'{"update_id":1}', 401, "bad_secret"),
-    ("other bot's secret", BOT_ID, {SECRET_HEADER: OTHER_SECRET}, b'{"update_id":1}', 401, "bad_secret"),
+    (
+        "other bot's secret",
+        BOT_ID,
+        {SECRET_HEADER: OTHER_SECRET},
+        b'{"update_id":1}',
+        401,
+        "bad_secret",
+    ),
     ("missing secret", BOT_ID, {}, b'{"update_id":1}', 401, "bad_secret"),
-    ("oversized", BOT_ID, {SECRET_HEADER: WEBHOOK_SECRET}, b'{"update_id":1,"t":"' + b"x" * 5000 + b'"}', 413, "too_large"),
+    (
+        "oversized",
+        BOT_ID,
+        {SECRET_HEADER: WEBHOOK_SECRET},
+        b'{"update_id":1,"t":"' + b"x" * 5000 + b'"}',
+        413,
+        "too_large",
+    ),
     ("not JSON", BOT_ID, {SECRET_HEADER: WEBHOOK_SECRET}, b"update_id=1", 400, "bad_json"),
     ("JSON array", BOT_ID, {SECRET_HEADER: WEBHOOK_SECRET}, b'[{"update_id":1}]', 400, "bad_json"),
-    ("no update_id", BOT_ID, {SECRET_HEADER: WEBHOOK_SECRET}, b'{"message":{}}', 400, "no_update_id"),
-    ("boolean update_id", BOT_ID, {SECRET_HEADER: WEBHOOK_SECRET}, b'{"update_id":true}', 400, "no_update_id"),
+    (
+        "no update_id",
+        BOT_ID,
+        {SECRET_HEADER: WEBHOOK_SECRET},
+        b'{"message":{}}',
+        400,
+        "no_update_id",
+    ),
+    (
+        "boolean update_id",
+        BOT_ID,
+        {SECRET_HEADER: WEBHOOK_SECRET},
+        b'{"update_id":true}',
+        400,
+        "no_update_id",
+    ),
     ("unknown bot", 999, {SECRET_HEADER: WEBHOOK_SECRET}, b'{"update_id":1}', 404, "unknown_bot"),
 ]
 

@@ -19,7 +19,9 @@ from worker.receiver.rawjson import (
 )
 
 
-def body_of(elements: list[bytes], sep: bytes = b",", before: bytes = b"", after: bytes = b"") -> bytes:
+def body_of(
+    elements: list[bytes], sep: bytes = b",", before: bytes = b"", after: bytes = b""
+) -> bytes:
     return b'{"ok":true,' + before + b'"result":[' + sep.join(elements) + b"]" + after + b"}"
 
 
@@ -120,8 +122,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(json_text, children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(json_text, children, max_size=4)
+    ),
     max_leaves=12,
 )
 json_objects = st.dictionaries(json_text, json_values, max_size=5)
@@ -136,9 +139,15 @@ def serialise(value: Any, style: int) -> bytes:
         case 2:
             return json.dumps(value, ensure_ascii=False, indent=2).encode()
         case 3:
-            return json.dumps(value, ensure_ascii=False, indent="\t", separators=(",", " : ")).encode()
+            return json.dumps(
+                value, ensure_ascii=False, indent="\t", separators=(",", " : ")
+            ).encode()
         case _:
-            return json.dumps(value, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode()
+            return (
+                json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+                .replace("/", "\\/")
+                .encode()
+            )
 
 
 @settings(max_examples=300, deadline=None)
@@ -147,7 +156,9 @@ def serialise(value: Any, style: int) -> bytes:
     sep=st.sampled_from([b",", b", ", b"\n,\n", b" \t,\r\n "]),
     pad=st.sampled_from([b"", b" ", b"\n  "]),
 )
-def test_slices_equal_original_bytes(values: list[tuple[dict[str, Any], int]], sep: bytes, pad: bytes) -> None:
+def test_slices_equal_original_bytes(
+    values: list[tuple[dict[str, Any], int]], sep: bytes, pad: bytes
+) -> None:
     elements = [serialise(v, style) for v, style in values]
     body = b"{" + pad + b'"ok"' + pad + b":true," + pad + b'"result"' + pad + b":" + pad + b"["
     body += pad + sep.join(elements) + pad + b"]" + pad + b"}"
@@ -158,6 +169,8 @@ def test_slices_equal_original_bytes(values: list[tuple[dict[str, Any], int]], s
 
 @settings(max_examples=100, deadline=None)
 @given(values=st.lists(json_objects, max_size=6), indent=st.sampled_from([None, 1, 4]))
-def test_whole_response_serialised_at_once(values: list[dict[str, Any]], indent: int | None) -> None:
+def test_whole_response_serialised_at_once(
+    values: list[dict[str, Any]], indent: int | None
+) -> None:
     body = json.dumps({"ok": True, "result": values}, indent=indent, ensure_ascii=False).encode()
     assert [loads(s) for s in split_result(body)] == [loads(orjson.dumps(v)) for v in values]

@@ -66,7 +66,9 @@ def test_headers_are_ascii_bytes() -> None:
 
 def test_record_keeps_the_raw_bytes_as_its_value() -> None:
     raw = b'{"update_id":1, "message":{"chat":{"id":7},"text":"hi"}}'
-    record = build_record(raw, {"update_id": 1, "message": {"chat": {"id": 7}}}, BOT_ID, 1, "polling")
+    record = build_record(
+        raw, {"update_id": 1, "message": {"chat": {"id": 7}}}, BOT_ID, 1, "polling"
+    )
     assert record.value is raw
     assert record.key == b"7"
     assert dict(record.headers)["transport"] == b"polling"
