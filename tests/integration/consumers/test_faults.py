@@ -12,15 +12,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from config.settings import Settings
-from consumers.app import consumer_parts
+from consumers.app import consumer_parts, consumer_readiness
 from schema.store import Store
-from support.consuming import consume, expected_texts, stored_rows
+from support.consuming import expected_texts, stored_rows
 from support.stack import KAFKA
 from worker.demo.traffic import generate
+from worker.http import start_ops_server
 from worker.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -109,14 +111,23 @@ async def test_store_stopped_mid_ingest_loses_nothing_and_dead_letters_nothing(
         async with consumer_parts(settings, metrics) as parts:
             task = asyncio.create_task(parts.loop.run(stop))
             await wait_until(lambda: _true(parts.loop.stats.records > 100), 60, "ingest to start")
-            services(["stop", "cassandra"])
+            runner = await start_ops_server(
+                metrics, lambda: consumer_readiness(parts), "127.0.0.1", OPS_PORT
+            )
             try:
-                await asyncio.sleep(20)
-                assert parts.loop.paused_for_store, "the consumer pauses while the store is down"
-                assert metrics.dead_lettered._metrics == {}, "nothing is dead-lettered in an outage"
+                assert await readyz() == 200
+                services(["stop", "cassandra"])
+                try:
+                    await asyncio.sleep(20)
+                    assert parts.loop.paused_for_store, "the consumer pauses while the store is down"
+                    assert metrics.dead_lettered._metrics == {}, "nothing is dead-lettered in an outage"
+                    assert await readyz() == 503
+                finally:
+                    services(["start", "cassandra"])
+                await wait_until(lambda: committed_all(settings), 180, "ingest to finish after the outage")
+                assert await readyz() == 200
             finally:
-                services(["start", "cassandra"])
-            await wait_until(lambda: committed_all(settings), 180, "ingest to finish after the outage")
+                await runner.cleanup()
             stop.set()
             await task
         assert metrics.dead_lettered._metrics == {}
@@ -124,6 +135,14 @@ async def test_store_stopped_mid_ingest_loses_nothing_and_dead_letters_nothing(
     finally:
         await s.execute(f"DROP KEYSPACE IF EXISTS {settings.store.keyspace}", idempotent=True)
         await s.close()
+
+
+OPS_PORT = 19_188
+
+
+async def readyz() -> int:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{OPS_PORT}/readyz") as r:
+        return r.status
 
 
 def services(args: list[str]) -> None:
@@ -173,4 +192,37 @@ async def test_sigkill_mid_batch_then_restart_loses_nothing(
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     assert proc.returncode == 0, log_path.read_text()
+    assert_one_row_per_message(await stored_rows(store, settings.store.keyspace), updates)
+
+
+async def test_sigterm_mid_ingest_exits_in_time_and_loses_nothing(
+    settings: Settings, store: Store, produce: Any, tmp_path: Path
+) -> None:
+    updates = list(generate(3000, chats=100, seed=55))
+    for raw in updates:
+        await produce(raw, key=chat_key(raw), bot_id=BOT)
+    env = consumer_env(settings) | {"TGBRIDGE_WORKER__SHUTDOWN_TIMEOUT_S": "5"}
+    log_path = tmp_path / "consumer.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "consumer"], env=env, stdout=log, stderr=log, cwd=tmp_path
+        )
+
+    async def some_rows() -> bool:
+        return len(await stored_rows(store, settings.store.keyspace)) > 200
+
+    await wait_until(some_rows, 90, "the consumer to write rows")
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    proc.wait(30)
+    assert time.monotonic() - started < 5 + 5, "exits within its shutdown deadline"
+    assert proc.returncode == 0, log_path.read_text()
+    assert not await committed_all(settings), "SIGTERM must land mid-ingest"
+    # A new replica picks up where the stopped one committed; nothing is missing.
+    stop = asyncio.Event()
+    async with consumer_parts(settings, Metrics()) as parts:
+        task = asyncio.create_task(parts.loop.run(stop))
+        await wait_until(lambda: committed_all(settings), 120, "the rest of the topic")
+        stop.set()
+        await task
     assert_one_row_per_message(await stored_rows(store, settings.store.keyspace), updates)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer
 
@@ -14,9 +15,31 @@ from schema.store import Store
 from support.consuming import checksum, consume, expected_texts, stored_rows
 from support.stack import KAFKA, unique
 from worker.demo.traffic import generate, supergroup, text_message, update
+from worker.http import start_ops_server
 from worker.metrics import Metrics
 
 BOT = 42
+
+
+async def scrape(metrics: Metrics) -> dict[str, float]:
+    """Read /metrics over HTTP as Prometheus would."""
+    runner = await start_ops_server(metrics, _ready, "127.0.0.1", 19_187)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get("http://127.0.0.1:19187/metrics") as r:
+                text = await r.text()
+    finally:
+        await runner.cleanup()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.split()
+            values[name] = float(value)
+    return values
+
+
+async def _ready() -> list[str]:
+    return []
 
 
 def chat_key(raw: bytes) -> bytes:
@@ -43,7 +66,11 @@ async def test_varied_updates_become_exactly_one_row_per_message(
     assert keys.most_common(1)[0][1] == 1
     assert stats.new == len(expected)
     assert stats.new + stats.edits + stats.duplicates == len(updates)
-    assert metrics.messages_written._value.get() == len(expected)
+    scraped = await scrape(metrics)
+    assert scraped["tgbridge_records_consumed_total"] == len(updates)
+    assert scraped["tgbridge_messages_written_total"] == len(expected)
+    assert scraped["tgbridge_edits_applied_total"] == stats.edits
+    assert scraped["tgbridge_duplicates_skipped_total"] == stats.duplicates
     # Replies to stored messages point at the stored message's key.
     by_tg = {(r.chat_id, r.telegram_message_id): r.message_id for r in rows}
     replies = [r for r in rows if r.reply_to_telegram_id is not None]
