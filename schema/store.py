@@ -12,7 +12,7 @@ import logging
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cassandra import (
@@ -93,6 +93,7 @@ class Store:
         )
         self._prepared: OrderedDict[str, PreparedStatement] = OrderedDict()
         self._preparing: dict[str, asyncio.Future[PreparedStatement]] = {}
+        self._latency: dict[str, Callable[[float], None]] = {}
         self._write_cl = ConsistencyLevel.name_to_value[settings.write_consistency]
         self._read_cl = ConsistencyLevel.name_to_value[settings.read_consistency]
         self._serial_cl = ConsistencyLevel.name_to_value[settings.serial_consistency]
@@ -179,7 +180,6 @@ class Store:
         idempotent: bool,
         write: bool = False,
         kind: str = "other",
-        timestamp_us: int | None = None,
     ) -> list[Any]:
         """Run a prepared statement and return its rows (first page).
 
@@ -191,8 +191,14 @@ class Store:
         bound.consistency_level = self._write_cl if write else self._read_cl
         bound.serial_consistency_level = self._serial_cl
         bound.is_idempotent = idempotent
+        try:
+            # The first attempt runs without the retry machinery: it is the hot path.
+            return await self._once(bound, kind)
+        except TRANSIENT_ERRORS as exc:
+            if not idempotent or self.settings.retry_attempts < 2:
+                raise StoreUnavailableError(f"store request failed: {type(exc).__name__}: {exc}") from exc
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retry_attempts if idempotent else 1),
+            stop=stop_after_attempt(self.settings.retry_attempts - 1),
             wait=wait_random_exponential(
                 multiplier=self.settings.retry_min_s, max=self.settings.retry_max_s
             ),
@@ -219,7 +225,10 @@ class Store:
             raise
         self.breaker.record_success()
         if self.metrics:
-            self.metrics.store_latency.labels(kind).observe(time.perf_counter() - started)
+            observe = self._latency.get(kind)
+            if observe is None:
+                observe = self._latency[kind] = self.metrics.store_latency.labels(kind).observe
+            observe(time.perf_counter() - started)
         return rows
 
     def _run(self, bound: Any) -> asyncio.Future[list[Any]]:
