@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from config.settings import LogFormat
+from worker.receiver.redact import redact
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -31,6 +32,8 @@ class JsonFormatter(logging.Formatter):
                 doc[key] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            doc["exc"] = record.exc_text
         return orjson.dumps(doc, default=str).decode()
 
 
@@ -60,10 +63,25 @@ class ClientTracebacks(logging.Filter):
         return True
 
 
+class MaskTokens(logging.Filter):
+    """A second line of defence: anything shaped like a bot token is masked in every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
 def setup_logging(fmt: LogFormat, level: str) -> None:
     use_json = fmt is LogFormat.JSON or (fmt is LogFormat.AUTO and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ClientTracebacks())
+    handler.addFilter(MaskTokens())
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

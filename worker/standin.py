@@ -86,7 +86,7 @@ class _Bot:
     poll_generation: int = 0
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     delivery: asyncio.Task[None] | None = None
-    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    calls: deque[tuple[str, dict[str, Any]]] = field(default_factory=lambda: deque(maxlen=10_000))
 
     def wake(self) -> None:
         self.wakeup.set()
@@ -202,7 +202,8 @@ class StandIn:
         return self._bot(token).webhook
 
     def calls(self, token: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
-        """The parameters of each call received, oldest first (of one method, if given)."""
+        """The parameters of the calls received (the last 10,000), oldest first, of one method
+        if given."""
         wanted = method.lower() if method else None
         return [p for m, p in self._bot(token).calls if wanted is None or m == wanted]
 

@@ -25,7 +25,7 @@ from worker.receiver.health import ReceiverHealth
 from worker.receiver.polling import PollingReceiver
 from worker.receiver.publisher import Publisher
 from worker.receiver.redact import describe
-from worker.receiver.webhook import WebhookConfigError, WebhookServer
+from worker.receiver.webhook import WebhookServer
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,6 @@ async def run_receiver(
             bots[b.bot_id] = make_bot(b, telegram)
             stack.push_async_callback(bots[b.bot_id].session.close)
 
-        draining = asyncio.Event()
-        tasks: list[asyncio.Task[None]] = []
-        for b in polling_bots:
-            receiver = PollingReceiver(
-                b, telegram, bots[b.bot_id], publisher, metrics, health, backoff()
-            )
-            tasks.append(asyncio.create_task(receiver.run(draining), name=f"poll-{b.bot_id}"))
-
         server: WebhookServer | None = None
         if webhook_bots:
             try:
@@ -92,8 +84,6 @@ async def run_receiver(
                     shutdown_timeout_s=min(deadline, settings.kafka.publish_timeout_s + 1),
                 )
                 await server.start()
-            except WebhookConfigError as exc:
-                raise ReceiverConfigError(str(exc)) from None
             except OSError as exc:
                 raise ReceiverConfigError(
                     f"cannot listen on {telegram.webhook_host}:{telegram.webhook_port}: {exc}"
@@ -101,12 +91,19 @@ async def run_receiver(
             finally:
                 if server is not None:
                     stack.push_async_callback(server.stop)
-        watchers = [
-            asyncio.create_task(
-                _watch_pending(b.bot_id, bots[b.bot_id], metrics, health, draining, tokens)
+
+        draining = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        watchers: list[asyncio.Task[None]] = []
+        stack.push_async_callback(_cancel, tasks, watchers)
+        for b in polling_bots:
+            receiver = PollingReceiver(
+                b, telegram, bots[b.bot_id], publisher, metrics, health, backoff()
             )
-            for b in webhook_bots
-        ]
+            tasks.append(asyncio.create_task(receiver.run(draining), name=f"poll-{b.bot_id}"))
+        for b in webhook_bots:
+            watcher = _watch_pending(b.bot_id, bots[b.bot_id], metrics, health, draining, tokens)
+            watchers.append(asyncio.create_task(watcher, name=f"pending-{b.bot_id}"))
         if on_ready is not None:
             on_ready(server)
 
@@ -121,12 +118,18 @@ async def run_receiver(
                 await publisher.flush()
         except TimeoutError:
             log.warning("receiver did not drain within %.0f s; leaving the rest", deadline)
-        for task in [*tasks, *watchers]:
-            task.cancel()
-        await asyncio.gather(*tasks, *watchers, return_exceptions=True)
+        await _cancel(tasks, watchers)
         if crashed is not None:
             raise crashed
     log.info("receiver stopped")
+
+
+async def _cancel(*groups: list[asyncio.Task[None]]) -> None:
+    """Cancel what is still running (a deadline passed, or start-up failed) and wait for it."""
+    tasks = [t for group in groups for t in group]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _until_stop_or_crash(

@@ -15,10 +15,6 @@ class Backoff:
         self.cap = cap
         self._attempt = 0
 
-    @property
-    def failures(self) -> int:
-        return self._attempt
-
     def next_delay(self) -> float:
         ceiling = min(self.cap, self.initial * 2 ** min(self._attempt, 32))
         self._attempt += 1

@@ -62,10 +62,27 @@ async def _serve(settings: Settings) -> int:
     from worker.receiver.app import run_receiver
     from worker.receiver.publisher import KafkaUnavailable
 
+    from worker.http import start_ops_server
+    from worker.receiver.health import ReceiverHealth
+
     stop = asyncio.Event()
     install_stop_signals(stop)
+    metrics, health = Metrics(), ReceiverHealth()
+    limit = settings.worker.pending_update_limit
+
+    async def readiness() -> list[str]:
+        problems = [] if health.kafka_ok else ["Kafka has not acknowledged the latest publish"]
+        problems += [
+            f"bot {bot_id}: Telegram holds {n} pending updates (limit {limit})"
+            for bot_id, n in health.pending_update_count.items()
+            if limit and n > limit
+        ]
+        return problems
+
+    w = settings.worker
+    runner = await start_ops_server(metrics, readiness, w.metrics_host, w.metrics_port)
     try:
-        await run_receiver(settings, Metrics(), stop)
+        await run_receiver(settings, metrics, stop, health=health)
     except ReceiverConfigError as exc:
         log.error("receiver cannot start: %s", redact(str(exc), tokens))
         return EXIT_CONFIG
@@ -76,6 +93,8 @@ async def _serve(settings: Settings) -> int:
         trace = "".join(traceback.format_exception(exc))
         log.error("receiver crashed: %s", redact(trace, tokens))
         return EXIT_CRASH
+    finally:
+        await runner.cleanup()
     return EXIT_OK
 
 
@@ -97,11 +116,17 @@ _drop_option = click.option(
 
 @webhook_group.command("set")
 @_bot_option
-@_drop_option
-def webhook_set(bot_id: int | None, drop_pending_updates: bool) -> None:
+@click.option(
+    "--drop-pending-updates/--keep-pending-updates",
+    default=None,
+    help="Discard the updates Telegram holds for the bot (they are lost). "
+    "Default: TGBRIDGE_TELEGRAM__DROP_PENDING_UPDATES, which is off.",
+)
+def webhook_set(bot_id: int | None, drop_pending_updates: bool | None) -> None:
     """Point Telegram at this receiver: WEBHOOK_PUBLIC_URL + WEBHOOK_PATH, with the bot's secret."""
     settings = _settings()
     telegram = settings.telegram
+    drop = telegram.drop_pending_updates if drop_pending_updates is None else drop_pending_updates
     if not telegram.webhook_public_url:
         _fail("set TGBRIDGE_TELEGRAM__WEBHOOK_PUBLIC_URL (e.g. https://bot.example.com)")
     bots = _select(settings, bot_id, webhook_only=True)
@@ -118,9 +143,9 @@ def webhook_set(bot_id: int | None, drop_pending_updates: bool) -> None:
             secret_token=bot.webhook_secret.get_secret_value(),
             allowed_updates=list(telegram.allowed_updates),
             max_connections=telegram.webhook_max_connections,
-            drop_pending_updates=drop_pending_updates,
+            drop_pending_updates=drop,
         )
-        dropped = " (pending updates dropped)" if drop_pending_updates else ""
+        dropped = " (pending updates dropped)" if drop else ""
         click.echo(f"bot {bot.bot_id}: webhook set to {url}{dropped}")
 
     _run_each(settings, bots, apply)

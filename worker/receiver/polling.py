@@ -33,7 +33,7 @@ from worker.receiver.redact import describe, redact
 log = logging.getLogger(__name__)
 
 #: Beyond the long-poll timeout, how long a getUpdates request may take.
-REQUEST_GRACE_S = 15.0
+REQUEST_GRACE_S = 10.0
 
 
 class TelegramError(Exception):
@@ -43,6 +43,16 @@ class TelegramError(Exception):
         super().__init__(message)
         self.code = code
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A batch that missed its publish deadline but that Kafka may still acknowledge."""
+
+    pending: asyncio.Future[Any]
+    next_offset: int
+    count: int
+    received_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +126,7 @@ class PollingReceiver:
         self.next_offset: int | None = None
         #: The offset Telegram last accepted: everything below it is confirmed.
         self.confirmed_offset: int | None = None
-        self._in_flight: tuple[asyncio.Future[Any], int, int, float] | None = None
+        self._in_flight: _InFlight | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set, then settle what is in flight and confirm it."""
@@ -156,8 +166,7 @@ class PollingReceiver:
             stopped.cancel()
             if not fetch.done():
                 fetch.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await fetch
+                await asyncio.wait({fetch})
         if fetch.cancelled():
             return None
         try:
@@ -247,7 +256,7 @@ class PollingReceiver:
             self._health.kafka_ok = False
             log.warning("bot %d: %s; offset %s not advanced", self.bot_id, exc, self.next_offset)
             if exc.pending is not None:
-                self._in_flight = (exc.pending, last_id + 1, len(records), received_at)
+                self._in_flight = _InFlight(exc.pending, last_id + 1, len(records), received_at)
             await self._pause(stop, self._backoff.next_delay())
             return
         self._acked(last_id + 1, len(records), received_at)
@@ -259,25 +268,26 @@ class PollingReceiver:
         it is dropped here and fetched again from Telegram, whose offset never moved past it.
         """
         assert self._in_flight is not None
-        pending, next_offset, count, received_at = self._in_flight
-        waiter = asyncio.ensure_future(asyncio.shield(pending))
-        waits = {waiter} if stopping else {waiter, asyncio.ensure_future(stop.wait())}
+        in_flight = self._in_flight
+        pending = in_flight.pending
+        stopped = None if stopping else asyncio.ensure_future(stop.wait())
         try:
+            # asyncio.wait never cancels what it waits for: the batch stays with the producer.
             await asyncio.wait(
-                waits,
+                {pending} if stopped is None else {pending, stopped},
                 timeout=self._publisher.timeout,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
-            for w in waits:
-                w.cancel()
+            if stopped is not None:
+                stopped.cancel()
         if not pending.done():
             return False
         self._in_flight = None
         if pending.cancelled() or pending.exception() is not None:
             log.warning("bot %d: Kafka refused a batch; fetching it again", self.bot_id)
             return True
-        self._acked(next_offset, count, received_at)
+        self._acked(in_flight.next_offset, in_flight.count, in_flight.received_at)
         return True
 
     def _acked(self, next_offset: int, count: int, received_at: float) -> None:

@@ -20,6 +20,7 @@ from prometheus_client import Counter
 
 from config import BotSettings, TelegramSettings
 from worker.metrics import Metrics
+from worker.receiver.bots import ReceiverConfigError
 from worker.receiver.health import ReceiverHealth
 from worker.receiver.keys import build_record
 from worker.receiver.publisher import Publisher, PublishError
@@ -33,10 +34,6 @@ TELEGRAM_NETWORKS = (
     ipaddress.ip_network("149.154.160.0/20"),
     ipaddress.ip_network("91.108.4.0/22"),
 )
-
-
-class WebhookConfigError(Exception):
-    """A webhook bot cannot be served as configured; the message names the bot id."""
 
 
 def from_telegram(remote: str | None) -> bool:
@@ -82,7 +79,7 @@ class WebhookServer:
         self._endpoints: dict[str, _Endpoint] = {}
         for bot in bots:
             if bot.webhook_secret is None:
-                raise WebhookConfigError(
+                raise ReceiverConfigError(
                     f"bot {bot.bot_id} is in webhook mode but has no webhook_secret: give it one "
                     "in TGBRIDGE_TELEGRAM__BOTS so strangers cannot post updates"
                 )
@@ -96,9 +93,6 @@ class WebhookServer:
         self._latency = metrics.publish_latency.labels(self.transport)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
-
-    def path_of(self, bot_id: int) -> str:
-        return self._telegram.webhook_path.replace("{bot_id}", str(bot_id))
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self._telegram.max_body_bytes)

@@ -108,3 +108,20 @@ async def test_telegram_errors_are_reported_without_the_token(
     assert result.exit_code != 0
     assert "Unauthorized" in result.output
     assert WEBHOOK_TOKEN not in result.output
+
+
+async def test_pending_updates_are_kept_unless_dropping_is_asked_for(
+    standin: StandIn, recv_topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bots = [{"token": WEBHOOK_TOKEN, "mode": "webhook", "webhook_secret": WEBHOOK_SECRET}]
+    settings = make_settings(KAFKA, recv_topic, bots=bots, api_base_url=standin.base_url)
+    # Nobody listens there: Telegram keeps the update pending.
+    settings.telegram.webhook_public_url = "http://127.0.0.1:9"
+    standin.enqueue(b'{"update_id":1,"message":{"chat":{"id":1}}}', WEBHOOK_TOKEN)
+    assert (await invoke(monkeypatch, settings, "set")).exit_code == 0
+    assert len(standin.pending(WEBHOOK_TOKEN)) == 1
+    assert (await invoke(monkeypatch, settings, "delete")).exit_code == 0
+    assert len(standin.pending(WEBHOOK_TOKEN)) == 1
+    dropped = await invoke(monkeypatch, settings, "set", "--drop-pending-updates")
+    assert dropped.exit_code == 0 and "pending updates dropped" in dropped.output
+    assert standin.pending(WEBHOOK_TOKEN) == []

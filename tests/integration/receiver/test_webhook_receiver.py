@@ -21,6 +21,7 @@ from recv_support import (
     make_settings,
     read_all,
     update_ids_by_key,
+    wait_until,
 )
 from support.stack import KAFKA
 
@@ -165,3 +166,31 @@ async def test_webhook_bot_without_secret_refuses_to_start(recv_topic: str) -> N
         await run_receiver(settings, Metrics(), asyncio.Event())
     assert str(BOT_ID) in str(info.value)
     assert WEBHOOK_TOKEN.partition(":")[2] not in str(info.value)
+
+
+async def test_stop_under_load_keeps_every_update_answered_200(recv_topic: str) -> None:
+    updates = corpus(400, first_id=60_000)
+    headers = {SECRET_HEADER: WEBHOOK_SECRET}
+    answered: dict[bytes, int] = {}
+    rx = Running(webhook_settings(recv_topic))
+    await rx.__aenter__()
+    async with aiohttp.ClientSession() as http:
+
+        async def post(raw: bytes) -> None:
+            try:
+                async with http.post(rx.url(BOT_ID), data=raw, headers=headers) as resp:
+                    answered[raw] = resp.status
+            except aiohttp.ClientError:
+                answered[raw] = 0
+
+        posts = [asyncio.create_task(post(raw)) for raw in updates]
+        await wait_until(
+            lambda: sum(1 for s in answered.values() if s == 200) >= 50, 20, "50 answers"
+        )
+        await rx.__aexit__(None, None, None)
+        await asyncio.gather(*posts)
+    stored = Counter(r.value for r in await read_all(KAFKA, recv_topic))
+    ok = [raw for raw, status in answered.items() if status == 200]
+    assert len(ok) >= 50
+    assert all(stored[raw] == 1 for raw in ok), "a 200 always means stored"
+    assert set(answered.values()) <= {200, 0, 503}, "the rest is refused, so Telegram retries"
