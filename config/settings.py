@@ -158,7 +158,9 @@ class StoreSettings(BaseModel):
             for part in _split_csv(v):
                 dc, sep, rf = part.partition(":")
                 if not sep or not rf.strip().isdigit():
-                    raise ValueError(f"expected DATACENTER:FACTOR pairs like dc1:3,dc2:3, got {part!r}")
+                    raise ValueError(
+                        f"expected DATACENTER:FACTOR pairs like dc1:3,dc2:3, got {part!r}"
+                    )
                 out[dc.strip()] = int(rf)
             return out
         return v
@@ -289,7 +291,7 @@ def _unknown_variables(environ: Mapping[str, str], env_file: Path | None) -> lis
 
 
 def load_settings(env_file: Path | None = Path(".env")) -> Settings:
-    """Read, validate and return the settings, or raise :class:`SettingsError` naming the variable."""
+    """Read and validate the settings, or raise :class:`SettingsError` naming the variable."""
     unknown = _unknown_variables(os.environ, env_file)
     if unknown:
         hints = []
@@ -298,7 +300,7 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
             hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
         raise SettingsError("unknown setting " + ", ".join(hints))
     try:
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file)
     except ValidationError as exc:
         first = exc.errors()[0]
         more = exc.error_count() - 1

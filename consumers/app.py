@@ -17,8 +17,8 @@ from consumers.writer import MessageWriter
 from schema.migrate import check_migrated
 from schema.store import Store
 from schema.tables import MessageTables
-from worker.kafka import client_options, durable_producer, ensure_topics
 from worker.http import start_ops_server
+from worker.kafka import client_options, durable_producer, ensure_topics
 from worker.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,12 @@ async def run_consumer(
         s = parts.loop.stats
         log.info(
             "consumer stopped",
-            extra={"records": s.records, "new": s.new, "duplicates": s.duplicates, "edits": s.edits},
+            extra={
+                "records": s.records,
+                "new": s.new,
+                "duplicates": s.duplicates,
+                "edits": s.edits,
+            },
         )
 
 
@@ -118,7 +123,9 @@ async def _run_until_stopped(loop: ConsumerLoop, stop: asyncio.Event, deadline_s
 async def consumer_readiness(parts: ConsumerParts) -> list[str]:
     problems = []
     if not parts.consumer.assignment():
-        problems.append("no partitions assigned (joining the group, or more replicas than partitions)")
+        problems.append(
+            "no partitions assigned (joining the group, or more replicas than partitions)"
+        )
     if parts.loop.paused_for_store:
         problems.append("store unavailable: partitions paused")
     else:

@@ -70,9 +70,7 @@ def _line(row: Any) -> str:
     who = row.author_name or (str(row.author_id) if row.author_id else "?")
     text = row.content if row.content is not None else f"<{row.service or 'media'}>"
     flags = "".join(
-        f" [{flag}]"
-        for flag, on in (("edited", row.edited_at), ("deleted", row.deleted))
-        if on
+        f" [{flag}]" for flag, on in (("edited", row.edited_at), ("deleted", row.deleted)) if on
     )
     extra = f" +{len(row.attachments)} file(s)" if row.attachments else ""
     return f"{row.message_id}  {when}  {who}: {text}{extra}{flags}"
@@ -100,11 +98,17 @@ def history(
         try:
             channel = await tables.read_channel(chat_id, thread_id)
             if channel is None:
-                click.echo(f"no messages stored for chat {chat_id}" + (f" topic {thread_id}" if thread_id else ""), err=True)
+                click.echo(
+                    f"no messages stored for chat {chat_id}"
+                    + (f" topic {thread_id}" if thread_id else ""),
+                    err=True,
+                )
                 return 1
             async for row in walk(tables, channel, before=before, after=after, limit=limit):
                 if as_json:
-                    sys.stdout.buffer.write(orjson.dumps(message_dict(row), option=orjson.OPT_APPEND_NEWLINE))
+                    sys.stdout.buffer.write(
+                        orjson.dumps(message_dict(row), option=orjson.OPT_APPEND_NEWLINE)
+                    )
                 else:
                     click.echo(_line(row))
             return 0
@@ -147,7 +151,9 @@ def _when(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO time like 2026-01-31T12:00:00Z") from None
+        raise click.BadParameter(
+            f"{value!r} is not an ISO time like 2026-01-31T12:00:00Z"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -197,7 +203,9 @@ def dlq_list(limit: int, as_json: bool) -> None:
             "ref": x.ref,
             "reason": x.header("dlq.reason"),
             "error": x.header("dlq.error"),
-            "source": f"{x.header('dlq.source_topic')}/{x.header('dlq.partition')}@{x.header('dlq.offset')}",
+            "source": "{}/{}@{}".format(
+                x.header("dlq.source_topic"), x.header("dlq.partition"), x.header("dlq.offset")
+            ),
             "attempts": x.header("dlq.attempts"),
             "bytes": len(x.value),
         }

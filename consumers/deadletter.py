@@ -46,7 +46,7 @@ class DeadLetters:
         self.metrics = metrics
 
     async def send(self, record: Any, letter: DeadLetter) -> None:
-        """Publish and wait for Kafka's acknowledgement before the source offset may be committed."""
+        """Publish and wait for Kafka's acknowledgement: only then may the source be committed."""
         await self.producer.send_and_wait(
             self.topic,
             value=record.value,

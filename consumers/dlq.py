@@ -38,12 +38,13 @@ class Letter:
 
 async def read_letters(settings: KafkaSettings, limit: int | None = None) -> list[Letter]:
     """Every dead-lettered record (up to ``limit``), oldest first per partition."""
-    consumer = AIOKafkaConsumer(
-        **client_options(settings), group_id=None, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(settings.dlq_topic, p) for p in await partitions_of(settings, settings.dlq_topic)]
+        tps = [
+            TopicPartition(settings.dlq_topic, p)
+            for p in await partitions_of(settings, settings.dlq_topic)
+        ]
         if not tps:
             return []
         consumer.assign(tps)

@@ -38,9 +38,7 @@ def message_key(identity: MessageIdentity, sent_at: int, probe: int = 0) -> int:
         raise ValueError(f"probe {probe} outside 0..{MAX_PROBES - 1}")
     offset = (_hash64(f"{identity.chat_id}:{identity.scope}") + probe) % 1000
     low = identity.telegram_message_id & ((1 << _LOW_BITS) - 1)
-    return compose(
-        sent_at * 1000 - EPOCH_MS + offset, low >> SEQUENCE_BITS, low & MAX_SEQUENCE
-    )
+    return compose(sent_at * 1000 - EPOCH_MS + offset, low >> SEQUENCE_BITS, low & MAX_SEQUENCE)
 
 
 def bucket_of_message(message: DecodedMessage) -> int:

@@ -2,9 +2,10 @@
 
 Each batch from ``getmany`` is decoded, grouped so that updates of one Telegram message, replies
 and their targets, and every update of a chat that is migrating stay in order while the rest run
-concurrently, written, and only then committed. When the store is unavailable the batch is abandoned uncommitted, the
-partitions are paused and sought back, and the loop probes the store until it answers. A record
-that can never be processed goes to the dead-letter topic and the partition moves on.
+concurrently, written, and only then committed. When the store is unavailable the batch is
+abandoned uncommitted, the partitions are paused and sought back, and the loop probes the store
+until it answers. A record that can never be processed goes to the dead-letter topic and the
+partition moves on.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from consumers.model import (
 )
 from consumers.writer import KeySpaceExhaustedError, MessageWriter, Outcome
 from schema.breaker import BreakerOpenError
-from schema.store import TRANSIENT_ERRORS, Store, StoreUnavailableError
+from schema.store import Store, StoreUnavailableError
 from worker.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,10 @@ class ConsumerLoop:
 
         return Listener()
 
-    async def run(self, stop: asyncio.Event, until: dict[TopicPartition, int] | None = None) -> None:
-        """Consume until ``stop`` is set (or, with ``until``, every partition reached its offset)."""
+    async def run(
+        self, stop: asyncio.Event, until: dict[TopicPartition, int] | None = None
+    ) -> None:
+        """Consume until ``stop`` is set (or, with ``until``, every partition reached its end)."""
         while not stop.is_set():
             if until is not None and self._reached(until):
                 return
@@ -145,7 +148,9 @@ class ConsumerLoop:
                 ident = decoded.identity
                 target = None
                 if decoded.reply_to_telegram_id is not None:
-                    target = MessageIdentity(ident.chat_id, ident.scope, decoded.reply_to_telegram_id)
+                    target = MessageIdentity(
+                        ident.chat_id, ident.scope, decoded.reply_to_telegram_id
+                    )
                 key = owner.get(ident) or (owner.get(target) if target else None) or key
                 owner[ident] = key
             groups[key].append((record, decoded))
@@ -178,12 +183,14 @@ class ConsumerLoop:
         return True
 
     def _decode_all(self, records: list[Any]) -> list[tuple[Any, Any]]:
-        out = []
+        out: list[tuple[Any, Any]] = []
         for record in records:
             self.metrics.records_consumed.inc()
             bot = _header(record, "bot_id")
             if bot is None or not bot.isdigit():
-                out.append((record, DecodeError("no_bot_id", "the record has no numeric bot_id header")))
+                out.append(
+                    (record, DecodeError("no_bot_id", "the record has no numeric bot_id header"))
+                )
                 continue
             try:
                 out.append((record, decode_update(record.value or b"", int(bot))))
@@ -222,7 +229,9 @@ class ConsumerLoop:
             except UNAVAILABLE as exc:
                 raise _Abandon(str(exc)) from exc
             except KeySpaceExhaustedError as exc:
-                await self._dead_letter(record, DeadLetter("key_space_exhausted", str(exc), attempt), stats)
+                await self._dead_letter(
+                    record, DeadLetter("key_space_exhausted", str(exc), attempt), stats
+                )
                 return
             except Exception as exc:
                 # The store refused this record (or the record broke an assumption): retry a
@@ -235,7 +244,9 @@ class ConsumerLoop:
                     extra={"partition": record.partition, "offset": record.offset},
                 )
                 if attempt == MAX_ATTEMPTS:
-                    reason = "store_rejected" if isinstance(exc, DriverException) else "unprocessable"
+                    reason = (
+                        "store_rejected" if isinstance(exc, DriverException) else "unprocessable"
+                    )
                     await self._dead_letter(
                         record, DeadLetter(reason, f"{type(exc).__name__}: {exc}", attempt), stats
                     )
@@ -299,7 +310,7 @@ class ConsumerLoop:
                     await self.store.execute(
                         "SELECT release_version FROM system.local", idempotent=False, kind="probe"
                     )
-                except (*UNAVAILABLE, *TRANSIENT_ERRORS):
+                except UNAVAILABLE:
                     delay = min(delay * 2, 10.0)
                     continue
                 log.info("store reachable again; resuming")
@@ -312,7 +323,9 @@ class ConsumerLoop:
         return all(self.progress.get(tp, 0) >= end for tp, end in until.items())
 
     @staticmethod
-    def _trim(batch: dict[TopicPartition, list[Any]], until: dict[TopicPartition, int]) -> dict[TopicPartition, list[Any]]:
+    def _trim(
+        batch: dict[TopicPartition, list[Any]], until: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, list[Any]]:
         out = {}
         for tp, recs in batch.items():
             end = until.get(tp)
@@ -320,4 +333,3 @@ class ConsumerLoop:
             if kept:
                 out[tp] = kept
         return out
-

@@ -79,7 +79,9 @@ class MessageWriter:
 
     async def store(self, m: DecodedMessage) -> Outcome:
         ident = m.identity
-        existing = await self.tables.read_mapping(ident.chat_id, ident.scope, ident.telegram_message_id)
+        existing = await self.tables.read_mapping(
+            ident.chat_id, ident.scope, ident.telegram_message_id
+        )
         if existing is not None and existing.message_id is not None:
             if not m.is_edit:
                 return Outcome.DUPLICATE
@@ -105,7 +107,12 @@ class MessageWriter:
         if gate.message_id is None:
             # A deletion arrived first and left only its mark: adopt the key, then apply it.
             await self.tables.fill_mapping(
-                ident.chat_id, ident.scope, ident.telegram_message_id, channel_id, bucket, message_id
+                ident.chat_id,
+                ident.scope,
+                ident.telegram_message_id,
+                channel_id,
+                bucket,
+                message_id,
             )
             if gate.deleted_at is not None:
                 await self.tables.soft_delete(channel_id, bucket, message_id, gate.deleted_at)
@@ -128,10 +135,14 @@ class MessageWriter:
             )
             # Read after marking: either this read sees the message's mapping, or the message's
             # gate insert (which comes after our mark) sees the mark. One of them applies it.
-            row = await self.tables.read_mapping(ident.chat_id, ident.scope, ident.telegram_message_id)
+            row = await self.tables.read_mapping(
+                ident.chat_id, ident.scope, ident.telegram_message_id
+            )
             if row is not None and row.message_id is not None:
                 assert row.channel_id is not None and row.bucket is not None
-                await self.tables.soft_delete(row.channel_id, row.bucket, row.message_id, deleted_at)
+                await self.tables.soft_delete(
+                    row.channel_id, row.bucket, row.message_id, deleted_at
+                )
         return len(d.identities)
 
     async def channel_for(self, chat_id: int, thread_id: int) -> int:
@@ -208,7 +219,9 @@ class MessageWriter:
             ts(m.edited_at),
             m.raw_message,
         )
-        await self.tables.write_message(channel_id, bucket, message_id, values, write_timestamp_us(m))
+        await self.tables.write_message(
+            channel_id, bucket, message_id, values, write_timestamp_us(m)
+        )
 
 
 def _edited(value: Any, is_edit: bool) -> Any:

@@ -41,7 +41,10 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
-        if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self._reset_after:
+        if (
+            self._state is BreakerState.OPEN
+            and self._clock() - self._opened_at >= self._reset_after
+        ):
             self._set(BreakerState.HALF_OPEN)
         return self._state
 
@@ -59,7 +62,8 @@ class CircuitBreaker:
             self._probe_in_flight = True
             return
         raise BreakerOpenError(
-            f"store circuit breaker is {state.value}; next probe in {self.seconds_until_probe():.1f} s"
+            f"store circuit breaker is {state.value}; "
+            f"next probe in {self.seconds_until_probe():.1f} s"
         )
 
     def record_success(self) -> None:

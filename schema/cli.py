@@ -6,7 +6,8 @@ import asyncio
 
 import click
 
-from schema.migrate import MigrationError, migrate as run_migrations
+from schema.migrate import MigrationError
+from schema.migrate import migrate as run_migrations
 from schema.store import Store, StoreUnavailableError
 from worker.lifecycle import EXIT_CONFIG, EXIT_UNAVAILABLE
 
@@ -26,7 +27,10 @@ def migrate() -> None:
             await store.close()
         ks = settings.store.keyspace
         if result.applied:
-            click.echo(f"applied {', '.join(result.applied)} to keyspace {ks} (now at version {result.version})")
+            click.echo(
+                f"applied {', '.join(result.applied)} to keyspace {ks} "
+                f"(now at version {result.version})"
+            )
         else:
             click.echo(f"nothing pending: keyspace {ks} is at version {result.version}")
 

@@ -81,7 +81,9 @@ class MigrateResult:
     version: int
 
 
-async def migrate(store: Store, settings: StoreSettings, lock_wait_s: float = 300.0) -> MigrateResult:
+async def migrate(
+    store: Store, settings: StoreSettings, lock_wait_s: float = 300.0
+) -> MigrateResult:
     """Create the keyspace if needed and apply every pending migration, under a lock."""
     ks = settings.keyspace
     scylla = store.is_scylla

@@ -196,7 +196,9 @@ class Store:
             return await self._once(bound, kind)
         except TRANSIENT_ERRORS as exc:
             if not idempotent or self.settings.retry_attempts < 2:
-                raise StoreUnavailableError(f"store request failed: {type(exc).__name__}: {exc}") from exc
+                raise StoreUnavailableError(
+                    f"store request failed: {type(exc).__name__}: {exc}"
+                ) from exc
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retry_attempts - 1),
             wait=wait_random_exponential(
@@ -210,7 +212,9 @@ class Store:
                 with attempt:
                     return await self._once(bound, kind)
         except TRANSIENT_ERRORS as exc:
-            raise StoreUnavailableError(f"store request failed: {type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailableError(
+                f"store request failed: {type(exc).__name__}: {exc}"
+            ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _once(self, bound: Any, kind: str) -> list[Any]:

@@ -173,12 +173,16 @@ class MessageTables:
             kind="write_mapping",
         )
 
-    async def mark_deleted(
-        self, chat_id: int, scope: str, tg_id: int, deleted_at_ms: int
-    ) -> None:
+    async def mark_deleted(self, chat_id: int, scope: str, tg_id: int, deleted_at_ms: int) -> None:
         await self.store.execute(
             self._mark_deleted,
-            (deleted_at_ms * 1000, datetime.fromtimestamp(deleted_at_ms / 1000, UTC), chat_id, scope, tg_id),
+            (
+                deleted_at_ms * 1000,
+                datetime.fromtimestamp(deleted_at_ms / 1000, UTC),
+                chat_id,
+                scope,
+                tg_id,
+            ),
             idempotent=True,
             write=True,
             kind="write_mapping",
@@ -201,7 +205,12 @@ class MessageTables:
         return KeyOwner(r.chat_id, r.scope, r.telegram_message_id)
 
     async def write_message(
-        self, channel_id: int, bucket: int, message_id: int, values: Sequence[Any], timestamp_us: int
+        self,
+        channel_id: int,
+        bucket: int,
+        message_id: int,
+        values: Sequence[Any],
+        timestamp_us: int,
     ) -> None:
         await self.store.execute(
             self._write_message,
@@ -225,13 +234,20 @@ class MessageTables:
 
     async def delete_row(self, channel_id: int, bucket: int, message_id: int) -> None:
         await self.store.execute(
-            self._delete_row, (channel_id, bucket, message_id), idempotent=True, write=True,
+            self._delete_row,
+            (channel_id, bucket, message_id),
+            idempotent=True,
+            write=True,
             kind="write_message",
         )
 
     async def note_bucket(self, channel_id: int, bucket: int) -> None:
         await self.store.execute(
-            self._note_bucket, (channel_id, bucket), idempotent=True, write=True, kind="write_bucket"
+            self._note_bucket,
+            (channel_id, bucket),
+            idempotent=True,
+            write=True,
+            kind="write_bucket",
         )
 
     async def read_channel(self, chat_id: int, thread_id: int) -> int | None:
@@ -253,7 +269,12 @@ class MessageTables:
         return channel_id if r.applied else int(r.channel_id)
 
     async def write_chat(
-        self, chat_id: int, type_: str, title: str | None, username: str | None, is_forum: bool,
+        self,
+        chat_id: int,
+        type_: str,
+        title: str | None,
+        username: str | None,
+        is_forum: bool,
         as_of_unix: int,
     ) -> None:
         await self.store.execute(
@@ -264,9 +285,13 @@ class MessageTables:
             kind="write_chat",
         )
 
-    async def buckets(self, channel_id: int, start: int, newest_first: bool, limit: int) -> list[int]:
+    async def buckets(
+        self, channel_id: int, start: int, newest_first: bool, limit: int
+    ) -> list[int]:
         cql = self._buckets_before if newest_first else self._buckets_after
-        rows = await self.store.execute(cql, (channel_id, start, limit), idempotent=True, kind="read_history")
+        rows = await self.store.execute(
+            cql, (channel_id, start, limit), idempotent=True, kind="read_history"
+        )
         return [r.bucket for r in rows]
 
     async def page(

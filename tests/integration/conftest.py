@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from support.stack import CASSANDRA_PORT, KAFKA, unique
 
 from config.settings import Settings
 from schema.migrate import migrate
 from schema.store import Store
-from support.stack import CASSANDRA_PORT, KAFKA, unique
-
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -88,7 +87,9 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
     s = await Store.connect(settings.store)
     await migrate(s, settings.store)
     yield s
-    await s.execute(f"DROP KEYSPACE IF EXISTS {settings.store.keyspace}", idempotent=True, kind="ddl")
+    await s.execute(
+        f"DROP KEYSPACE IF EXISTS {settings.store.keyspace}", idempotent=True, kind="ddl"
+    )
     await s.close()
 
 
@@ -112,7 +113,9 @@ async def produce(settings: Settings, topics: None) -> AsyncIterator[Callable[..
     producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
     await producer.start()
 
-    async def send(raw: bytes, key: bytes | None = b"1", bot_id: int = 42, **headers: bytes) -> None:
+    async def send(
+        raw: bytes, key: bytes | None = b"1", bot_id: int = 42, **headers: bytes
+    ) -> None:
         hdrs = [("bot_id", str(bot_id).encode()), ("transport", b"test"), *headers.items()]
         await producer.send_and_wait(settings.kafka.topic, raw, key=key, headers=hdrs)
 

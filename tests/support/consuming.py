@@ -59,7 +59,9 @@ def checksum(rows: list[Any]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def expected_texts(updates: list[bytes], bot_id: int = 42) -> dict[tuple[int, str, int], str | None]:
+def expected_texts(
+    updates: list[bytes], bot_id: int = 42
+) -> dict[tuple[int, str, int], str | None]:
     """What a user expects to read: each message's newest text (edits win by edit date)."""
     best: dict[tuple[int, str, int], tuple[int, str | None]] = {}
     for raw in updates:

@@ -25,4 +25,6 @@ def test_every_command_is_documented() -> None:
 def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
     assert "make test" in README
-    assert [line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))] == ["make test"]
+    assert [
+        line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))
+    ] == ["make test"]

@@ -58,7 +58,9 @@ async def run_demo(settings: Settings, stop: asyncio.Event, echo: Callable[[str]
             consumer_stop = asyncio.Event()
             consumer = asyncio.create_task(parts.loop.run(consumer_stop))
             try:
-                await _wait_for(lambda: parts.loop.stats.records >= len(samples), receiver, consumer)
+                await _wait_for(
+                    lambda: parts.loop.stats.records >= len(samples), receiver, consumer
+                )
                 s = parts.loop.stats
                 echo(
                     f"\n{len(samples)} sample updates went through Telegram stand-in → receiver → "

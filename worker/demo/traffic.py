@@ -64,7 +64,9 @@ class _Chat:
     forum: bool = False
 
 
-def generate(n: int, chats: int = 1000, seed: int = 7, start_date: int = BASE_DATE) -> Iterator[bytes]:
+def generate(
+    n: int, chats: int = 1000, seed: int = 7, start_date: int = BASE_DATE
+) -> Iterator[bytes]:
     """Yield ``n`` raw updates across ``chats`` chats; 5 hot chats carry about half the volume."""
     rng = random.Random(seed)
     pool: list[_Chat] = []
@@ -119,7 +121,19 @@ def _content(rng: random.Random, mid: int, c: _Chat, date: int) -> dict[str, Any
         msg["caption"] = text
         fid = f"AgAC{mid:08d}{c.chat['id']}"
         msg["photo"] = [
-            {"file_id": fid + "s", "file_unique_id": f"u{mid}s", "width": 90, "height": 90, "file_size": 1200},
-            {"file_id": fid, "file_unique_id": f"u{mid}", "width": 1280, "height": 960, "file_size": 98_000},
+            {
+                "file_id": fid + "s",
+                "file_unique_id": f"u{mid}s",
+                "width": 90,
+                "height": 90,
+                "file_size": 1200,
+            },
+            {
+                "file_id": fid,
+                "file_unique_id": f"u{mid}",
+                "width": 1280,
+                "height": 960,
+                "file_size": 98_000,
+            },
         ]
     return msg

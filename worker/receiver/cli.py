@@ -59,11 +59,10 @@ async def _serve(settings: Settings) -> int:
     except ReceiverConfigError as exc:
         log.error("receiver cannot start: %s", redact(str(exc), tokens))
         return EXIT_CONFIG
-    from worker.receiver.app import run_receiver
-    from worker.receiver.publisher import KafkaUnavailable
-
     from worker.http import start_ops_server
+    from worker.receiver.app import run_receiver
     from worker.receiver.health import ReceiverHealth
+    from worker.receiver.publisher import KafkaUnavailable
 
     stop = asyncio.Event()
     install_stop_signals(stop)

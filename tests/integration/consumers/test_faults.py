@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -15,12 +14,12 @@ from typing import Any
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from support.consuming import expected_texts, stored_rows
+from support.stack import KAFKA, process_env
 
 from config.settings import Settings
 from consumers.app import consumer_parts, consumer_readiness
 from schema.store import Store
-from support.consuming import expected_texts, stored_rows
-from support.stack import KAFKA
 from worker.demo.traffic import generate
 from worker.http import start_ops_server
 from worker.metrics import Metrics
@@ -80,7 +79,9 @@ async def test_two_replicas_racing_through_a_rebalance_with_every_update_twice(
         await wait_until(lambda: _true(a.loop.stats.records > 300), 60, "replica A to start")
         async with consumer_parts(settings, Metrics()) as b:  # joining forces a rebalance
             task_b = asyncio.create_task(b.loop.run(stop_b))
-            await wait_until(lambda: _true(b.loop.stats.records > 200), 60, "replica B to take over")
+            await wait_until(
+                lambda: _true(b.loop.stats.records > 200), 60, "replica B to take over"
+            )
             stop_a.set()  # A leaves mid-stream: a second rebalance
             await task_a
             await wait_until(lambda: committed_all(settings), 120, "every offset committed")
@@ -119,12 +120,18 @@ async def test_store_stopped_mid_ingest_loses_nothing_and_dead_letters_nothing(
                 services(["stop", "cassandra"])
                 try:
                     await asyncio.sleep(20)
-                    assert parts.loop.paused_for_store, "the consumer pauses while the store is down"
-                    assert metrics.dead_lettered._metrics == {}, "nothing is dead-lettered in an outage"
+                    assert parts.loop.paused_for_store, (
+                        "the consumer pauses while the store is down"
+                    )
+                    assert metrics.dead_lettered._metrics == {}, (
+                        "nothing is dead-lettered in an outage"
+                    )
                     assert await readyz() == 503
                 finally:
                     services(["start", "cassandra"])
-                await wait_until(lambda: committed_all(settings), 180, "ingest to finish after the outage")
+                await wait_until(
+                    lambda: committed_all(settings), 180, "ingest to finish after the outage"
+                )
                 assert await readyz() == 200
             finally:
                 await runner.cleanup()
@@ -141,7 +148,10 @@ OPS_PORT = 19_188
 
 
 async def readyz() -> int:
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{OPS_PORT}/readyz") as r:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{OPS_PORT}/readyz") as r,
+    ):
         return r.status
 
 
@@ -150,19 +160,7 @@ def services(args: list[str]) -> None:
 
 
 def consumer_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TGBRIDGE_") or k.startswith("TGBRIDGE_DEV_")}
-    env.update(
-        TGBRIDGE_KAFKA__BOOTSTRAP_SERVERS=KAFKA,
-        TGBRIDGE_KAFKA__TOPIC=settings.kafka.topic,
-        TGBRIDGE_KAFKA__DLQ_TOPIC=settings.kafka.dlq_topic,
-        TGBRIDGE_STORE__PORT=str(settings.store.port),
-        TGBRIDGE_STORE__KEYSPACE=settings.store.keyspace,
-        TGBRIDGE_WORKER__GROUP_ID=settings.worker.group_id,
-        TGBRIDGE_WORKER__BATCH_MAX_RECORDS="50",
-        TGBRIDGE_WORKER__METRICS_PORT="0",
-        TGBRIDGE_WORKER__LOG_FORMAT="json",
-    )
-    return env
+    return process_env(settings, TGBRIDGE_WORKER__BATCH_MAX_RECORDS="50")
 
 
 async def test_sigkill_mid_batch_then_restart_loses_nothing(
@@ -174,8 +172,11 @@ async def test_sigkill_mid_batch_then_restart_loses_nothing(
     cmd = [sys.executable, "-m", "worker.cli", "consumer"]
     log_path = tmp_path / "consumer.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, env=consumer_env(settings), stdout=log, stderr=log, cwd=tmp_path)
+        proc = subprocess.Popen(
+            cmd, env=consumer_env(settings), stdout=log, stderr=log, cwd=tmp_path
+        )
     try:
+
         async def some_rows() -> bool:
             return len(await stored_rows(store, settings.store.keyspace)) > 200
 
@@ -205,7 +206,11 @@ async def test_sigterm_mid_ingest_exits_in_time_and_loses_nothing(
     log_path = tmp_path / "consumer.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "consumer"], env=env, stdout=log, stderr=log, cwd=tmp_path
+            [sys.executable, "-m", "worker.cli", "consumer"],
+            env=env,
+            stdout=log,
+            stderr=log,
+            cwd=tmp_path,
         )
 
     async def some_rows() -> bool:

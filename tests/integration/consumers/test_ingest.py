@@ -8,12 +8,12 @@ from typing import Any
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer
+from support.consuming import checksum, consume, expected_texts, stored_rows
+from support.stack import KAFKA, unique
 
 from config.settings import Settings
 from schema.migrate import migrate
 from schema.store import Store
-from support.consuming import checksum, consume, expected_texts, stored_rows
-from support.stack import KAFKA, unique
 from worker.demo.traffic import generate, supergroup, text_message, update
 from worker.http import start_ops_server
 from worker.metrics import Metrics
@@ -76,7 +76,9 @@ async def test_varied_updates_become_exactly_one_row_per_message(
     replies = [r for r in rows if r.reply_to_telegram_id is not None]
     assert replies
     resolved = [r for r in replies if r.reply_to_message_id is not None]
-    assert all(by_tg[(r.chat_id, r.reply_to_telegram_id)] == r.reply_to_message_id for r in resolved)
+    assert all(
+        by_tg[(r.chat_id, r.reply_to_telegram_id)] == r.reply_to_message_id for r in resolved
+    )
     # Forum topics live in their own channel; photos keep the largest size only.
     assert any(r.thread_id for r in rows)
     with_photo = [r for r in rows if r.attachments]
@@ -127,7 +129,9 @@ async def test_edit_and_deletion_before_their_message(
     biz_chat = {"id": 555, "type": "private", "first_name": "Client"}
     biz = {**text_message(77, biz_chat, date, "secret offer"), "business_connection_id": "bc1"}
     deletion = {"business_connection_id": "bc1", "chat": biz_chat, "message_ids": [77]}
-    await produce(update(4, "deleted_business_messages", deletion), key=b"555", received_at=b"1767225700000")
+    await produce(
+        update(4, "deleted_business_messages", deletion), key=b"555", received_at=b"1767225700000"
+    )
     await produce(update(5, "business_message", biz), key=b"555")
     await consume(settings, 5)
 
@@ -162,8 +166,11 @@ async def test_poison_record_is_dead_lettered_and_the_partition_moves_on(
     assert metrics.dead_lettered.labels("bad_message")._value.get() == 1
 
     reader = AIOKafkaConsumer(
-        settings.kafka.dlq_topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest",
-        group_id=None, enable_auto_commit=False,
+        settings.kafka.dlq_topic,
+        bootstrap_servers=KAFKA,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
     )
     await reader.start()
     try:

@@ -3,41 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
+from support.consuming import consume, stored_rows
+from support.stack import process_env
 
 from config.settings import Settings
 from schema.store import Store
-from support.consuming import consume, stored_rows
-from support.stack import KAFKA
 from worker.demo.traffic import supergroup, text_message, update
 
 CHAT = supergroup(-1_007_000_000_001)
 DAY = 864_000  # seconds in a 10-day bucket
 
 
-def env_for(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TGBRIDGE_")}
-    env.update(
-        TGBRIDGE_KAFKA__BOOTSTRAP_SERVERS=KAFKA,
-        TGBRIDGE_KAFKA__TOPIC=settings.kafka.topic,
-        TGBRIDGE_KAFKA__DLQ_TOPIC=settings.kafka.dlq_topic,
-        TGBRIDGE_STORE__PORT=str(settings.store.port),
-        TGBRIDGE_STORE__KEYSPACE=settings.store.keyspace,
-        TGBRIDGE_WORKER__GROUP_ID=settings.worker.group_id,
-        TGBRIDGE_WORKER__METRICS_PORT="0",
-    )
-    return env
-
-
 async def tgbridge(settings: Settings, tmp: Path, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker.cli", *args, env=env_for(settings), cwd=tmp,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "worker.cli",
+        *args,
+        env=process_env(settings),
+        cwd=tmp,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     return proc.returncode or 0, out.decode(), err.decode()
@@ -58,7 +49,9 @@ async def test_history_walks_buckets_newest_first_and_pages(
     rows = await stored_rows(store, settings.store.keyspace)
     assert len({r.bucket for r in rows}) >= 5
 
-    code, out, err = await tgbridge(settings, tmp_path, "history", "--chat", str(CHAT["id"]), "--limit", "30", "--json")
+    code, out, err = await tgbridge(
+        settings, tmp_path, "history", "--chat", str(CHAT["id"]), "--limit", "30", "--json"
+    )
     assert code == 0, err
     got = [orjson.loads(line) for line in out.splitlines()]
     assert [m["content"] for m in got] == [f"message {i}" for i in range(45, 15, -1)]
@@ -66,13 +59,26 @@ async def test_history_walks_buckets_newest_first_and_pages(
     assert ids == sorted(ids, reverse=True)
 
     code, out, _ = await tgbridge(
-        settings, tmp_path, "history", "--chat", str(CHAT["id"]), "--before", str(ids[-1]), "--limit", "100", "--json"
+        settings,
+        tmp_path,
+        "history",
+        "--chat",
+        str(CHAT["id"]),
+        "--before",
+        str(ids[-1]),
+        "--limit",
+        "100",
+        "--json",
     )
-    assert [orjson.loads(x)["content"] for x in out.splitlines()] == [f"message {i}" for i in range(15, 0, -1)]
+    assert [orjson.loads(x)["content"] for x in out.splitlines()] == [
+        f"message {i}" for i in range(15, 0, -1)
+    ]
 
     code, out, _ = await tgbridge(settings, tmp_path, "export", "--chat", str(CHAT["id"]))
     assert code == 0
-    assert [orjson.loads(x)["content"] for x in out.splitlines()] == [f"message {i}" for i in range(1, 46)]
+    assert [orjson.loads(x)["content"] for x in out.splitlines()] == [
+        f"message {i}" for i in range(1, 46)
+    ]
 
     code, _, err = await tgbridge(settings, tmp_path, "history", "--chat", "-42")
     assert code == 1 and "no messages stored for chat -42" in err

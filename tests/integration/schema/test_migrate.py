@@ -56,13 +56,17 @@ async def test_two_migrations_at_once_apply_each_migration_once(settings: Settin
         await b.close()
 
 
-async def test_tables_read_back_with_keys_order_and_compaction(settings: Settings, store: Store) -> None:
+async def test_tables_read_back_with_keys_order_and_compaction(
+    settings: Settings, store: Store
+) -> None:
     ks = settings.store.keyspace
 
     async def q(cql: str, *params: Any) -> list[Any]:
         return await store.execute(cql, params, idempotent=True)
 
-    [keyspace] = await q("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?", ks)
+    [keyspace] = await q(
+        "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?", ks
+    )
     assert keyspace.replication["class"].endswith("NetworkTopologyStrategy")
     assert keyspace.replication["datacenter1"] == "1"
 
@@ -71,7 +75,9 @@ async def test_tables_read_back_with_keys_order_and_compaction(settings: Setting
         "WHERE keyspace_name = ? AND table_name = 'messages'",
         ks,
     )
-    keys = {c.column_name: (c.kind, c.position, c.clustering_order) for c in cols if c.kind != "regular"}
+    keys = {
+        c.column_name: (c.kind, c.position, c.clustering_order) for c in cols if c.kind != "regular"
+    }
     assert keys == {
         "channel_id": ("partition_key", 0, "none"),
         "bucket": ("partition_key", 1, "none"),
@@ -93,7 +99,11 @@ async def test_tables_read_back_with_keys_order_and_compaction(settings: Setting
         ks,
     )
     kinds = {c.column_name: c.kind for c in mapping}
-    assert {k for k, v in kinds.items() if v == "partition_key"} == {"chat_id", "scope", "telegram_message_id"}
+    assert {k for k, v in kinds.items() if v == "partition_key"} == {
+        "chat_id",
+        "scope",
+        "telegram_message_id",
+    }
     assert {"channel_id", "bucket", "message_id"} <= set(kinds)
 
 

@@ -44,7 +44,9 @@ def test_misspelled_variable_in_dotenv_is_named(tmp_path: Path) -> None:
         ("TGBRIDGE_STORE__WRITE_CONSISTENCY", "MOSTLY"),
     ],
 )
-def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+def test_bad_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError) as err:
         load_settings(env_file=None)

@@ -30,7 +30,13 @@ def test_token_in_message_and_traceback_is_masked() -> None:
 
         exc_info = sys.exc_info()
     record = logging.LogRecord(
-        "worker.receiver", logging.ERROR, __file__, 1, "poll of %s failed", (f"/bot{TOKEN}/x",), exc_info
+        "worker.receiver",
+        logging.ERROR,
+        __file__,
+        1,
+        "poll of %s failed",
+        (f"/bot{TOKEN}/x",),
+        exc_info,
     )
     out = render(record)
     assert TOKEN not in out
@@ -46,7 +52,9 @@ def test_client_library_tracebacks_become_one_line() -> None:
         import sys
 
         exc_info = sys.exc_info()
-    record = logging.LogRecord("cassandra.cluster", logging.WARNING, __file__, 1, "connect failed", (), exc_info)
+    record = logging.LogRecord(
+        "cassandra.cluster", logging.WARNING, __file__, 1, "connect failed", (), exc_info
+    )
     out = render(record)
     assert out.count("\n") == 1
     assert "Traceback" not in out and "refused" in out
