@@ -8,11 +8,11 @@ from typing import Any
 
 import aiohttp
 from pydantic import SecretStr
+from support.consuming import expected_texts, stored_rows
 
 from config.settings import BotSettings, ReceiveMode, Settings
 from consumers.app import consumer_parts
 from schema.store import Store
-from support.consuming import expected_texts, stored_rows
 from worker.demo.traffic import generate
 from worker.metrics import Metrics
 from worker.receiver.app import run_receiver
