@@ -18,6 +18,8 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "TGBRIDGE_"
+#: Variables of dev/services.sh (local service ports), not settings of the application.
+DEV_PREFIX = "TGBRIDGE_DEV_"
 NESTED = "__"
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
@@ -280,7 +282,11 @@ def known_variables() -> list[str]:
 
 
 def _unknown_variables(environ: Mapping[str, str], env_file: Path | None) -> list[str]:
-    seen = [k.upper() for k in environ if k.upper().startswith(ENV_PREFIX)]
+    seen = [
+        k.upper()
+        for k in environ
+        if k.upper().startswith(ENV_PREFIX) and not k.upper().startswith(DEV_PREFIX)
+    ]
     if env_file is not None and env_file.is_file():
         for line in env_file.read_text(encoding="utf-8").splitlines():
             key = line.strip().removeprefix("export ").partition("=")[0].strip().upper()

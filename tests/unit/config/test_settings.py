@@ -109,3 +109,8 @@ def test_cli_configuration_error_is_one_line_and_exit_code_2(
     assert result.output.strip().count("\n") == 0
     assert "TGBRIDGE_STORE__PORTT" in result.output
     assert "Traceback" not in result.output
+
+
+def test_local_services_variables_are_not_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TGBRIDGE_DEV_KAFKA_PORT", "19092")
+    assert load_settings(env_file=None).kafka.bootstrap_servers == "127.0.0.1:9092"
