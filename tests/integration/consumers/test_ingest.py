@@ -12,6 +12,8 @@ from support.consuming import checksum, consume, expected_texts, stored_rows
 from support.stack import KAFKA, unique
 
 from config.settings import Settings
+from consumers.keys import message_key
+from consumers.model import MessageIdentity
 from schema.migrate import migrate
 from schema.store import Store
 from worker.demo.traffic import generate, supergroup, text_message, update
@@ -187,3 +189,32 @@ async def test_poison_record_is_dead_lettered_and_the_partition_moves_on(
     assert first["dlq.attempts"] == b"1"
     assert first["bot_id"] == b"42"
     assert b"message_id" in dict(letters[1].headers)["dlq.error"]
+
+
+def _colliding_bots(chat_id: int) -> tuple[int, int]:
+    """Two bots whose first key candidates for one basic-group message are the same key."""
+    seen: dict[int, int] = {}
+    for bot in range(1, 100_000):
+        key = message_key(MessageIdentity(chat_id, f"bot:{bot}", 7), 1_767_225_600)
+        if key in seen:
+            return seen[key], bot
+        seen[key] = bot
+    raise AssertionError("no collision found")
+
+
+async def test_two_messages_that_derive_one_key_get_two_keys(
+    settings: Settings, store: Store, produce: Any
+) -> None:
+    # In a basic group ids are numbered per bot: bot A's message 7 and bot B's message 7 are
+    # different messages. When their derived keys collide, the claim moves one of them.
+    chat = {"id": -4_000_001, "title": "basic", "type": "group"}
+    bot_a, bot_b = _colliding_bots(chat["id"])
+    first = text_message(7, chat, 1_767_225_600, "bot A's seventh")
+    second = text_message(7, chat, 1_767_225_600, "bot B's seventh")
+    await produce(update(1, "message", first), key=b"g", bot_id=bot_a)
+    await produce(update(2, "message", second), key=b"g", bot_id=bot_b)
+    await produce(update(3, "message", second), key=b"g", bot_id=bot_b)  # and a duplicate
+    await consume(settings, 3)
+    rows = await stored_rows(store, settings.store.keyspace)
+    assert sorted(r.content for r in rows) == ["bot A's seventh", "bot B's seventh"]
+    assert len({r.message_id for r in rows}) == 2
