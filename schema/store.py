@@ -40,7 +40,7 @@ from cassandra.policies import (
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
 )
-from cassandra.query import PreparedStatement
+from cassandra.query import PreparedStatement, named_tuple_factory
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -65,6 +65,29 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     WriteFailure,
     ConnectionException,
 )
+
+
+def cached_row_factory() -> Callable[[list[str], list[Any]], list[Any]]:
+    """The driver's named-tuple rows, with each row class built once per column set.
+
+    The driver's own factory builds a new namedtuple class for every answer, which is most of
+    the client's CPU for small results; the first row still goes through it, so column names
+    (``[applied]`` → ``applied``) are cleaned exactly as the driver does.
+    """
+    classes: dict[tuple[str, ...], Any] = {}
+
+    def factory(colnames: list[str], rows: list[Any]) -> list[Any]:
+        if not rows:
+            return []
+        key = tuple(colnames)
+        cls = classes.get(key)
+        if cls is None:
+            cls = type(named_tuple_factory(colnames, rows[:1])[0])
+            if len(classes) < 1000:
+                classes[key] = cls
+        return [cls(*row) for row in rows]
+
+    return factory
 
 
 class StoreUnavailableError(Exception):
@@ -113,6 +136,7 @@ class Store:
             consistency_level=ConsistencyLevel.name_to_value[settings.read_consistency],
             serial_consistency_level=ConsistencyLevel.name_to_value[settings.serial_consistency],
             request_timeout=settings.request_timeout_s,
+            row_factory=cached_row_factory(),
         )
         auth = None
         if settings.username:
@@ -132,6 +156,8 @@ class Store:
             connect_timeout=settings.connect_timeout_s,
             reconnection_policy=ExponentialReconnectionPolicy(0.5, 10.0),
             idle_heartbeat_interval=10,
+            # Requests and answers are a few hundred bytes: compressing them costs CPU for nothing.
+            compression=False,
         )
         try:
             session = await asyncio.to_thread(cluster.connect, keyspace)
