@@ -3,8 +3,8 @@
 Updates are decoded before the clock starts; then ``MessageWriter.store`` (the exact sequence of
 reads, lightweight transactions and writes the consumer issues for each message) runs over a
 fresh keyspace with ``concurrency`` lanes. An update goes to the lane of its Telegram identity, so
-an edit always follows its original, as it does in the consumer. Several concurrency levels are
-tried on a prefix of the traffic; the best one then runs over all of it.
+an edit always follows its original, as it does in the consumer. Each concurrency level runs
+over all the traffic; the best one is the ceiling.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class CeilingRun:
     messages: int
     seconds: float
     cpu_cores: dict[str, float]
+    other_processes: list[tuple[str, float]]
 
     @property
     def rate(self) -> float:
@@ -43,6 +44,7 @@ class CeilingRun:
             "seconds": round(self.seconds, 3),
             "messages_per_s": round(self.rate, 1),
             "cpu_cores": self.cpu_cores,
+            "other_processes": self.other_processes,
         }
 
 
@@ -61,7 +63,8 @@ def lanes(messages: Sequence[DecodedMessage], concurrency: int) -> list[list[Dec
     out: list[list[DecodedMessage]] = [[] for _ in range(concurrency)]
     for m in messages:
         i = m.identity
-        out[zlib.crc32(b"%d/%s/%d" % (i.chat_id, i.scope.encode(), i.telegram_message_id)) % concurrency].append(m)
+        key = b"%d/%s/%d" % (i.chat_id, i.scope.encode(), i.telegram_message_id)
+        out[zlib.crc32(key) % concurrency].append(m)
     return out
 
 
@@ -82,4 +85,6 @@ async def drive(
     started = time.perf_counter()
     await asyncio.gather(*(lane(items) for items in work))
     seconds = time.perf_counter() - started
-    return CeilingRun(concurrency, len(messages), seconds, meter.stop(seconds))
+    return CeilingRun(
+        concurrency, len(messages), seconds, meter.stop(seconds), meter.others(seconds)
+    )

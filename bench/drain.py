@@ -21,6 +21,7 @@ from bench.procfs import CpuMeter
 from bench.scrape import HistogramDelta, Scrape
 from config.settings import KafkaSettings
 
+
 @dataclass
 class DrainResult:
     records: int
@@ -30,6 +31,7 @@ class DrainResult:
     peak_rss_mib: float
     rss_samples: list[tuple[float, float]]
     cpu_cores: dict[str, float]
+    other_processes: list[tuple[str, float]]
     store_time: dict[str, dict[str, float]]
     batch_mean: float | None
     exit_code: int | None
@@ -47,6 +49,7 @@ class DrainResult:
             "counters": self.counters,
             "peak_rss_mib": round(self.peak_rss_mib, 1),
             "cpu_cores": self.cpu_cores,
+            "other_processes": self.other_processes,
             "store_time": self.store_time,
             "batch_mean_records": None if self.batch_mean is None else round(self.batch_mean, 1),
             "exit_code": self.exit_code,
@@ -86,7 +89,7 @@ async def drain(
     log_path: Path,
     extra_env: dict[str, str],
     pids: dict[str, int],
-    timeout: float,
+    within_s: float,
     on_start: Callable[[ConsumerProcess], Awaitable[None]] | None = None,
 ) -> DrainResult:
     """Run a consumer over ``target.topic`` until ``target.group`` has committed all of it."""
@@ -105,12 +108,13 @@ async def drain(
         sampler = asyncio.create_task(_sample_rss(consumer, samples))
         try:
             async with GroupWatch(kafka, target.group, target.topic) as watch:
-                done = await watch.until(ends, timeout)
+                done = await watch.until(ends, within_s)
         finally:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
         cpu = meter.stop(done - first)
+        others = meter.others(done - first)
         after = await consumer.metrics()
         peak = consumer.peak_rss_mib() or 0.0
     finally:
@@ -124,6 +128,7 @@ async def drain(
         peak_rss_mib=peak,
         rss_samples=samples,
         cpu_cores=cpu,
+        other_processes=others,
         store_time=store_time(before, after),
         batch_mean=batches.mean,
         exit_code=code,

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.drain import store_time
 from bench.offsets import GroupWatch, end_offsets
 from bench.process import ConsumerProcess, Target
 from bench.produce import paced
@@ -33,6 +34,8 @@ class Latency:
     missing: int
     summary: dict[str, float | int]
     histogram: dict[str, Any]
+    store_time: dict[str, dict[str, float]] | None = None
+    timeline: list[tuple[float, int, float, float]] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +46,8 @@ class Latency:
             "missing": self.missing,
             **self.summary,
             "consumer_histogram": self.histogram,
+            "store_time": self.store_time,
+            "timeline_s_n_p50ms_maxms": self.timeline,
         }
 
 
@@ -69,6 +74,26 @@ def lateness(sent: dict[Identity, float], written: dict[Identity, float]) -> lis
     return [written[i] - t for i, t in sent.items() if i in written]
 
 
+def timeline(
+    sent: dict[Identity, float], written: dict[Identity, float], step_s: float = 1.0
+) -> list[tuple[float, int, float, float]]:
+    """Per ``step_s`` of send time: (offset s, messages, median ms, max ms), to show stalls."""
+    if not sent:
+        return []
+    start = min(sent.values())
+    windows: dict[int, list[float]] = {}
+    for ident, t in sent.items():
+        if ident in written:
+            windows.setdefault(int((t - start) / step_s), []).append(written[ident] - t)
+    out = []
+    for w in sorted(windows):
+        ds = sorted(windows[w])
+        out.append(
+            (w * step_s, len(ds), round(ds[len(ds) // 2] * 1000, 1), round(ds[-1] * 1000, 1))
+        )
+    return out
+
+
 async def kafka_to_row(
     kafka: KafkaSettings,
     target: Target,
@@ -83,7 +108,7 @@ async def kafka_to_row(
     log = await paced(kafka, stream, rate, seconds)
     ends = await end_offsets(kafka, target.topic)
     async with GroupWatch(kafka, target.group, target.topic) as watch:
-        await watch.until(ends, timeout=300)
+        await watch.until(ends, within_s=300)
     after = await consumer.metrics()
     written = await mapping_written_at(store, target.keyspace, log.sent_at)
     delays = lateness(log.sent_at, written)
@@ -97,4 +122,6 @@ async def kafka_to_row(
         histogram=histogram_view(
             HistogramDelta.between(before, after, "tgbridge_e2e_from_kafka_seconds")
         ),
+        store_time=store_time(before, after),
+        timeline=timeline(log.sent_at, written),
     )

@@ -9,16 +9,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from config.settings import KafkaSettings
-from worker.kafka import client_options
+from worker.kafka import client_options, partitions_of
 
 
 async def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
+    tps = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
+    if not tps:
+        raise RuntimeError(f"the topic {topic} has no partitions")
     consumer = AIOKafkaConsumer(**client_options(kafka), client_id="tgbridge-bench-offsets")
     await consumer.start()
     try:
-        await consumer.topics()  # fetches fresh metadata, which a new topic needs
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
         ends = await consumer.end_offsets(tps)
     finally:
         await consumer.stop()
@@ -48,9 +48,9 @@ class GroupWatch:
             if tp.topic == self.topic and meta.offset >= 0
         }
 
-    async def until(self, ends: dict[int, int], timeout: float, every: float = 0.2) -> float:
+    async def until(self, ends: dict[int, int], within_s: float, every: float = 0.2) -> float:
         """Wait until every partition is committed up to its end; returns when (unix seconds)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         while True:
             have = await self.committed()
             if all(have.get(p, 0) >= end for p, end in ends.items()):

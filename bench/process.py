@@ -1,4 +1,4 @@
-"""tgbridge processes under test: ``tgbridge migrate``, and ``tgbridge consumer`` watched from outside.
+"""The processes under test: ``tgbridge migrate``, and a ``tgbridge consumer`` watched from outside.
 
 The consumer runs as its own process, configured only through environment variables as in
 production, so its resident memory is its own and its ``/metrics`` page is the one operators see.
@@ -102,10 +102,10 @@ class ConsumerProcess:
             log.close()
         self._http = aiohttp.ClientSession()
 
-    async def wait_ready(self, timeout: float = 120.0) -> float:
+    async def wait_ready(self, within_s: float = 120.0) -> float:
         """Wait until ``/readyz`` answers 200 (partitions assigned, store reachable)."""
         assert self._http is not None
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         url = f"http://127.0.0.1:{self.port}/readyz"
         while time.monotonic() < deadline:
             self._check_alive()
@@ -116,7 +116,9 @@ class ConsumerProcess:
             except (aiohttp.ClientError, TimeoutError):
                 pass
             await asyncio.sleep(0.2)
-        raise RuntimeError(f"the consumer was not ready within {timeout:.0f} s; see {self.log_path}")
+        raise RuntimeError(
+            f"the consumer was not ready within {within_s:.0f} s; see {self.log_path}"
+        )
 
     async def metrics(self) -> Scrape:
         assert self._http is not None
@@ -131,8 +133,8 @@ class ConsumerProcess:
         kib = status_kib(self.pid, "VmHWM")
         return None if kib is None else kib / 1024
 
-    async def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (a graceful drain), then SIGKILL after ``timeout``; returns the exit code."""
+    async def stop(self, grace_s: float = 30.0) -> int | None:
+        """SIGTERM (a graceful drain), then SIGKILL after ``grace_s``; returns the exit code."""
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -140,7 +142,7 @@ class ConsumerProcess:
             return None if self.proc is None else self.proc.returncode
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return await asyncio.wait_for(self.proc.wait(), timeout)
+            return await asyncio.wait_for(self.proc.wait(), grace_s)
         except TimeoutError:
             self.proc.kill()
             return await self.proc.wait()

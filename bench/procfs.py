@@ -10,7 +10,7 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def status_kib(pid: int, field: str) -> int | None:
-    """A ``kB`` line of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``); None once the process is gone."""
+    """A ``kB`` line of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``); None once it is gone."""
     try:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -41,6 +41,31 @@ def machine_busy_seconds() -> tuple[float, float]:
     return (total - idle) / _TICKS, total / _TICKS
 
 
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor gave to other guests while this one wanted to run."""
+    first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    return int(first[7]) / _TICKS
+
+
+def all_cpu_seconds() -> dict[int, float]:
+    """CPU seconds used so far by every process on the machine."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            used = cpu_seconds(int(entry.name))
+            if used is not None:
+                out[int(entry.name)] = used
+    return out
+
+
+def command_of(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:80] or "?"
+
+
 @dataclass
 class CpuMeter:
     """CPU used by named processes and by the whole machine between ``start`` and ``stop``."""
@@ -48,10 +73,27 @@ class CpuMeter:
     pids: dict[str, int]
     _start: dict[str, float | None] | None = None
     _machine: tuple[float, float] | None = None
+    _everyone: dict[int, float] | None = None
+    _steal: float = 0.0
 
     def start(self) -> None:
         self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self._machine = machine_busy_seconds()
+        self._steal = steal_seconds()
+        self._everyone = all_cpu_seconds()
+
+    def others(self, wall_s: float, top: int = 3) -> list[tuple[str, float]]:
+        """The processes outside ``pids`` that used the most CPU since ``start`` (cores)."""
+        assert self._everyone is not None
+        ours = set(self.pids.values())
+        used = []
+        for pid, now in all_cpu_seconds().items():
+            if pid in ours or wall_s <= 0:
+                continue
+            cores = (now - self._everyone.get(pid, 0.0)) / wall_s
+            if cores >= 0.02:
+                used.append((command_of(pid), round(cores, 3)))
+        return sorted(used, key=lambda x: -x[1])[:top]
 
     def stop(self, wall_s: float) -> dict[str, float]:
         """Cores used on average over ``wall_s`` seconds, per process and for the machine."""
@@ -64,7 +106,13 @@ class CpuMeter:
         busy, total = machine_busy_seconds()
         cores = os.cpu_count() or 1
         if total > self._machine[1]:
-            out["machine"] = round((busy - self._machine[0]) / (total - self._machine[1]) * cores, 3)
+            machine = (busy - self._machine[0]) / (total - self._machine[1]) * cores
+            out["machine"] = round(machine, 3)
+            # Everything else on the machine: other engineers' tests, the kernel, the shell.
+            out["other"] = round(machine - sum(v for k, v in out.items() if k != "machine"), 3)
+        if wall_s > 0:
+            # Counted in "machine" above: time a busy host took from this VM.
+            out["steal"] = round((steal_seconds() - self._steal) / wall_s, 3)
         return out
 
 

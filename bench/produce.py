@@ -1,4 +1,4 @@
-"""Putting benchmark traffic on Kafka: all at once (pre-fill) or at a steady rate (latency, soak)."""
+"""Putting benchmark traffic on Kafka: all at once (pre-fill) or at a steady rate."""
 
 from __future__ import annotations
 
@@ -104,7 +104,9 @@ async def paced(
             stamp = time.time()
             ms = int(stamp * 1000)
             acks.append(
-                await producer.send(kafka.topic, u.raw, key=u.key, headers=headers(ms), timestamp_ms=ms)
+                await producer.send(
+                    kafka.topic, u.raw, key=u.key, headers=headers(ms), timestamp_ms=ms
+                )
             )
             log.records += 1
             if u.is_edit:

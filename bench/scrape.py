@@ -1,4 +1,4 @@
-"""Reading a process's Prometheus ``/metrics`` page: counters, and histograms between two scrapes."""
+"""Reading a process's Prometheus ``/metrics`` page: counters, and histograms between scrapes."""
 
 from __future__ import annotations
 

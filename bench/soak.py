@@ -13,12 +13,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from bench.latency import histogram_view
 from bench.offsets import GroupWatch, end_offsets
 from bench.process import ConsumerProcess, Target
-from bench.produce import paced
 from bench.procfs import CpuMeter
+from bench.produce import paced
 from bench.scrape import HistogramDelta
-from bench.latency import histogram_view
 from bench.summaries import slope
 from bench.traffic import Update
 from config.settings import KafkaSettings
@@ -54,12 +54,13 @@ async def soak(
         log = await paced(kafka, stream, rate, minutes * 60, track=False)
         ends = await end_offsets(kafka, target.topic)
         async with GroupWatch(kafka, target.group, target.topic) as watch:
-            await watch.until(ends, timeout=300)
+            await watch.until(ends, within_s=300)
     finally:
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
     cpu = meter.stop(time.time() - started)
+    others = meter.others(time.time() - started)
     after = await consumer.metrics()
     half = samples[len(samples) // 2 :]
     per_hour = [(t / 3600, rss) for t, rss in half]
@@ -77,6 +78,7 @@ async def soak(
         "slope_mib_per_hour_whole": round(slope(whole), 2),
         "flat": abs(second_half) < FLAT_MIB_PER_HOUR,
         "cpu_cores": cpu,
+        "other_processes": others,
         "kafka_to_row_histogram": histogram_view(
             HistogramDelta.between(before, after, "tgbridge_e2e_from_kafka_seconds")
         ),

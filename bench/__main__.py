@@ -1,0 +1,76 @@
+"""``python -m bench``: the consumer's throughput, latency and memory on this machine.
+
+See BENCHMARKS.md for what each figure means. Needs the local Kafka and Cassandra
+(``dev/services.sh start``) and the project's venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.run import Options, main
+
+FULL_MESSAGES = 25_000
+QUICK_MESSAGES = 4_000
+PHASES = ("replay", "ceiling", "latency", "webhook", "soak")
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("TGBRIDGE_"):
+        raise argparse.ArgumentTypeError("expected TGBRIDGE_NAME=value")
+    return name, value
+
+
+def parse(argv: list[str] | None = None) -> Options:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--messages", type=int, help=f"updates to pre-fill (default {FULL_MESSAGES}, "
+                   f"--quick {QUICK_MESSAGES})")
+    p.add_argument("--soak-minutes", type=float, default=None, help="soak length (default 10)")
+    p.add_argument("--skip-soak", action="store_true", help="leave the soak out")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run: few messages, short phases, a half-minute soak")
+    p.add_argument("--latency-seconds", type=float,
+                   help="paced Kafka phase (default 60, quick 10)")
+    p.add_argument("--webhook-seconds", type=float,
+                   help="paced webhook phase (default 60, quick 10)")
+    p.add_argument("--latency-share", type=float, default=0.5,
+                   help="paced phases run at this share of the measured ingest rate (default 0.5)")
+    p.add_argument("--quiet-wait", type=float, default=None,
+                   help="before each phase, wait up to this many seconds for an idle machine "
+                   "(default 300, quick 0)")
+    p.add_argument("--levels", default=None,
+                   help="ceiling concurrency levels, comma-separated (default 16,64,128,256)")
+    p.add_argument("--consumer-env", type=_env_pair, action="append", default=[],
+                   metavar="TGBRIDGE_NAME=value", help="extra setting for the consumer process")
+    p.add_argument("--phases", default=",".join(PHASES),
+                   help="phases after pre-fill and ingest, comma-separated (default: all of "
+                   f"{','.join(PHASES)})")
+    p.add_argument("--keep", action="store_true", help="keep the run's keyspaces and topics")
+    p.add_argument("--profile", action="store_true",
+                   help="only pre-fill and ingest, with py-spy sampling the consumer")
+    a = p.parse_args(argv)
+    quick = a.quick
+    levels = a.levels or ("16,64" if quick else "16,64,128,256")
+    phases = frozenset(x.strip() for x in a.phases.split(",") if x.strip())
+    if phases - set(PHASES):
+        p.error(f"unknown phase(s): {', '.join(sorted(phases - set(PHASES)))}")
+    return Options(
+        messages=a.messages or (QUICK_MESSAGES if quick else FULL_MESSAGES),
+        soak_minutes=a.soak_minutes if a.soak_minutes is not None else (0.5 if quick else 10.0),
+        skip_soak=a.skip_soak,
+        quick=quick,
+        latency_seconds=a.latency_seconds or (10.0 if quick else 60.0),
+        webhook_seconds=a.webhook_seconds or (10.0 if quick else 60.0),
+        levels=tuple(int(x) for x in levels.split(",")),
+        consumer_env=dict(a.consumer_env),
+        keep=a.keep,
+        profile=a.profile,
+        phases=phases,
+        latency_share=a.latency_share,
+        quiet_wait_s=a.quiet_wait if a.quiet_wait is not None else (0.0 if quick else 300.0),
+    )
+
+
+if __name__ == "__main__":
+    main(parse())

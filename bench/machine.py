@@ -1,0 +1,70 @@
+"""Facts about the machine and the software a run measured, for the results file."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from schema.store import Store
+
+PACKAGES = ("tgbridge", "aiokafka", "scylla-driver", "orjson", "aiohttp", "prometheus-client")
+
+
+def _first(path: str, pattern: str) -> str | None:
+    try:
+        m = re.search(pattern, Path(path).read_text(), re.M)
+    except OSError:
+        return None
+    return m[1].strip() if m else None
+
+
+def _package(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def kafka_version(state_dir: Path) -> str | None:
+    """The broker's version, from the jar ``dev/services.sh`` runs."""
+    for jar in sorted((state_dir / "kafka" / "lib").glob("kafka-server-*.jar")):
+        m = re.fullmatch(r"kafka-server-(.+)\.jar", jar.name)
+        if m:
+            return m[1]
+    return None
+
+
+def git_revision(root: Path) -> dict[str, Any]:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+async def facts(store: Store, root: Path) -> dict[str, Any]:
+    rows = await store.execute(
+        "SELECT release_version FROM system.local", idempotent=True, kind="probe"
+    )
+    mem_kib = _first("/proc/meminfo", r"^MemTotal:\s+(\d+)")
+    return {
+        "cpu_model": _first("/proc/cpuinfo", r"^model name\s*:\s*(.*)$"),
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(mem_kib) / 1024 / 1024, 1) if mem_kib else None,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": {name: _package(name) for name in PACKAGES},
+        "cassandra": rows[0].release_version if rows else None,
+        "store_is_scylla": store.is_scylla,
+        "kafka": kafka_version(root / ".local"),
+        "git": git_revision(root),
+    }

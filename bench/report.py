@@ -1,0 +1,111 @@
+"""The outcome of a run: the figures against the issue's targets, as a table and a JSON file."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MB_PER_MIB = 1.048576
+
+TARGET_RATIO = 0.85
+TARGET_REPLAY = 3.0
+TARGET_P99_MS = 50.0
+TARGET_PEAK_MB = 200.0
+
+
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    value: str
+    target: str = ""
+    met: bool | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"figure": self.figure, "value": self.value, "target": self.target, "met": self.met}
+
+
+def _latency_cell(lat: dict[str, Any] | None) -> str:
+    if not lat or not lat.get("count"):
+        return "not measured" + (f" ({lat['reason']})" if lat and lat.get("reason") else "")
+    return (
+        f"p50 {lat['p50_ms']:.1f} / p99 {lat['p99_ms']:.1f} / max {lat['max_ms']:.1f} ms "
+        f"(n={lat['count']}, {lat['achieved_rate']:.0f} msg/s)"
+    )
+
+
+def rows(figures: dict[str, Any]) -> list[Row]:
+    """The table of a run's figures, each with its target when the issue sets one."""
+    out: list[Row] = []
+    ingest = figures.get("ingest")
+    ceiling = figures.get("ceiling")
+    replay = figures.get("replay")
+    if ingest:
+        out.append(Row("Ingest (empty keyspace)", f"{ingest['messages_per_s']:.0f} msg/s"))
+    if ceiling:
+        best = ceiling["best"]
+        out.append(Row(
+            "Ceiling (same statements, direct)",
+            f"{best['messages_per_s']:.0f} msg/s at concurrency {best['concurrency']}",
+        ))
+    if ingest and ceiling:
+        ratio = ingest["messages_per_s"] / ceiling["best"]["messages_per_s"]
+        met = ratio >= TARGET_RATIO
+        out.append(Row("Ingest / ceiling", f"{ratio:.3f}", f">= {TARGET_RATIO}", met))
+    if replay:
+        out.append(Row("Replay (all duplicates)", f"{replay['messages_per_s']:.0f} msg/s"))
+        if ingest:
+            ratio = replay["messages_per_s"] / ingest["messages_per_s"]
+            met = ratio >= TARGET_REPLAY
+            out.append(Row("Replay / ingest", f"{ratio:.2f}x", f">= {TARGET_REPLAY:g}x", met))
+    if "kafka_latency" in figures:
+        lat = figures["kafka_latency"]
+        met = lat["p99_ms"] <= TARGET_P99_MS if lat.get("count") else None
+        target = f"p99 <= {TARGET_P99_MS:g} ms"
+        out.append(Row("Kafka record -> row", _latency_cell(lat), target, met))
+    if "webhook_latency" in figures:
+        out.append(Row("Webhook request -> row", _latency_cell(figures["webhook_latency"])))
+    if ingest:
+        peak_mb = ingest["peak_rss_mib"] * MB_PER_MIB
+        out.append(Row(
+            "Consumer peak RSS (ingest)",
+            f"{peak_mb:.0f} MB ({ingest['peak_rss_mib']:.0f} MiB)",
+            f"<= {TARGET_PEAK_MB:g} MB",
+            peak_mb <= TARGET_PEAK_MB,
+        ))
+    soak = figures.get("soak")
+    if soak:
+        out.append(Row(
+            f"Soak RSS slope ({soak['minutes']:g} min at {soak['achieved_rate']:.0f} msg/s)",
+            f"{soak['slope_mib_per_hour_second_half']:+.2f} MiB/h "
+            f"({soak['rss_start_mib']:.0f} -> {soak['rss_end_mib']:.0f} MiB)",
+            "flat",
+            soak["flat"],
+        ))
+    elif "soak_skipped" in figures:
+        out.append(Row("Soak", f"skipped ({figures['soak_skipped']})", "flat", None))
+    return out
+
+
+def table(table_rows: list[Row]) -> str:
+    header = ("Figure", "Value", "Target", "Met")
+    cells = [header] + [
+        (r.figure, r.value, r.target, "" if r.met is None else ("yes" if r.met else "NO"))
+        for r in table_rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(4)]
+    lines = ["  ".join(c[i].ljust(widths[i]) for i in range(4)).rstrip() for c in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write(results_dir: Path, name: str, document: dict[str, Any]) -> Path:
+    """Write ``document`` as ``results_dir/name.json`` (via a temporary file, so never half)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+    return path

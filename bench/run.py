@@ -1,0 +1,374 @@
+"""One benchmark run, phase by phase, against the local Kafka and Cassandra.
+
+1. pre-fill a fresh topic with N synthetic updates;
+2. ingest: a consumer process from an empty keyspace to the last offset committed;
+3. replay: a consumer with a new group over the same topic into the now-full keyspace;
+4. ceiling: the consumer's statements driven directly, at several concurrency levels;
+5. latency: at half the ingest rate, Kafka record -> row and webhook request -> row;
+6. soak: minutes at half the ingest rate, watching the consumer's resident memory.
+
+Every name (topic, keyspaces, groups) is new for each run; keyspaces and topics are dropped at
+the end unless asked to keep them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench import ceiling, machine, report
+from bench.drain import drain
+from bench.latency import kafka_to_row
+from bench.process import ConsumerProcess, Target, migrate
+from bench.procfs import service_pid
+from bench.produce import prefill
+from bench.profile import Sampler, summarise
+from bench.quiet import wait_quiet
+from bench.soak import soak
+from bench.traffic import CHATS, updates
+from bench.webhook_latency import webhook_to_row
+from bench.written import drop_keyspace
+from config.settings import KafkaSettings, StoreSettings, WorkerSettings
+from schema.store import Store
+from worker.kafka import client_options
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+MIN_INGEST_S = 30.0
+
+log = logging.getLogger("bench")
+
+
+@dataclass
+class Options:
+    messages: int
+    soak_minutes: float
+    skip_soak: bool
+    quick: bool
+    latency_seconds: float
+    webhook_seconds: float
+    levels: tuple[int, ...]
+    consumer_env: dict[str, str]
+    keep: bool
+    profile: bool
+    quiet_wait_s: float
+    phases: frozenset[str]
+    latency_share: float = 0.5
+    kafka_port: int = int(os.environ.get("TGBRIDGE_DEV_KAFKA_PORT", "9092"))
+    cassandra_port: int = int(os.environ.get("TGBRIDGE_DEV_CASSANDRA_PORT", "9042"))
+
+
+@dataclass
+class Run:
+    options: Options
+    run_id: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%d_%H%M%S"))
+    figures: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def workdir(self) -> Path:
+        return Path("/tmp") / f"tgbridge-bench-{self.run_id}"
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings(
+            bootstrap_servers=f"127.0.0.1:{self.options.kafka_port}",
+            topic=f"bench.{self.run_id}",
+            dlq_topic=f"bench.{self.run_id}.dlq",
+        )
+
+    def target(self, group: str, keyspace: str | None = None) -> Target:
+        return Target(
+            bootstrap=self.kafka.bootstrap_servers,
+            cassandra_port=self.options.cassandra_port,
+            topic=self.kafka.topic,
+            dlq_topic=self.kafka.dlq_topic,
+            keyspace=keyspace or f"bench_{self.run_id}",
+            group=f"bench-{self.run_id}-{group}",
+        )
+
+    def services(self) -> dict[str, int]:
+        pids = {"bench": os.getpid()}
+        for name in ("cassandra", "kafka"):
+            pid = service_pid(ROOT / ".local", name)
+            if pid is not None:
+                pids[name] = pid
+        return pids
+
+    def say(self, text: str) -> None:
+        print(f"[{datetime.now():%H:%M:%S}] {text}", flush=True)
+
+    async def quiet(self, phase: str) -> None:
+        """Wait for the shared machine to calm down before ``phase``; note it if it did not."""
+        if self.options.quiet_wait_s <= 0:
+            return
+        found = await wait_quiet(self.options.quiet_wait_s)
+        self.figures.setdefault("quiet_gate", {})[phase] = found
+        if not found["quiet"]:
+            self.notes.append(
+                f"{phase}: the machine was still busy ({found['busy_cores']} cores) after "
+                f"{found['waited_s']:.0f} s of waiting; other work shares this phase's CPU"
+            )
+
+
+async def execute(options: Options) -> Path:
+    run = Run(options)
+    run.workdir.mkdir(parents=True, exist_ok=True)
+    store = await Store.connect(StoreSettings(port=options.cassandra_port))
+    keyspaces: list[str] = []
+    try:
+        facts = await machine.facts(store, ROOT)
+        services_before = run.services()
+        load_before = machine.load_average()
+        if options.profile:
+            await _profile_only(run, store, keyspaces)
+        else:
+            await _phases(run, store, keyspaces)
+        services_after = run.services()
+        if services_before.get("cassandra") != services_after.get("cassandra") or (
+            services_before.get("kafka") != services_after.get("kafka")
+        ):
+            run.notes.append("a service was restarted during the run: figures are disturbed")
+    finally:
+        if not options.keep:
+            await _clean_up(run, store, keyspaces)
+        await store.close()
+    document = {
+        "run_id": run.run_id,
+        "kind": _kind(options),
+        "command": "python -m bench",
+        "options": _options_json(options),
+        "machine": facts,
+        "load_average_at_start": load_before,
+        "load_average_at_end": machine.load_average(),
+        "consumer_settings": _consumer_settings(options.consumer_env),
+        "traffic": {"chats": CHATS, "hot_chats": 5, "generator": "worker.demo.traffic.generate"},
+        "figures": run.figures,
+        "table": [r.as_json() for r in report.rows(run.figures)],
+        "notes": run.notes,
+        "logs": str(run.workdir),
+    }
+    kind = "profile-" if options.profile else ""
+    name = kind + run.run_id + ("-quick" if options.quick else "")
+    path = report.write(RESULTS, name, document)
+    print()
+    print(report.table(report.rows(run.figures)))
+    for note in run.notes:
+        print(f"note: {note}")
+    print(f"\nresults: {path.relative_to(ROOT)}  logs: {run.workdir}")
+    return path
+
+
+async def _prefilled(run: Run, keyspaces: list[str]) -> list[bytes]:
+    o = run.options
+    run.say(f"pre-filling {run.kafka.topic} with {o.messages} updates")
+    stream = list(updates(o.messages, epoch=0))
+    started = time.perf_counter()
+    await prefill(run.kafka, stream)
+    run.figures["prefill"] = {
+        "records": len(stream),
+        "edits": sum(u.is_edit for u in stream),
+        "seconds": round(time.perf_counter() - started, 2),
+        "mean_bytes": round(sum(len(u.raw) for u in stream) / len(stream)),
+    }
+    ingest = run.target("ingest")
+    await migrate(ingest, run.workdir)
+    keyspaces.append(ingest.keyspace)
+    return [u.raw for u in stream]
+
+
+async def _phases(run: Run, store: Store, keyspaces: list[str]) -> None:
+    o = run.options
+    raws = await _prefilled(run, keyspaces)
+    ingest_target = run.target("ingest")
+
+    await run.quiet("ingest")
+    run.say("ingest: one consumer process, empty keyspace, to the last offset committed")
+    ingest = await drain(
+        run.kafka, ingest_target, run.workdir / "consumer-ingest.log", o.consumer_env,
+        run.services(), within_s=3600,
+    )
+    run.figures["ingest"] = ingest.as_json()
+    run.say(f"ingest: {ingest.rate:.0f} msg/s over {ingest.seconds:.1f} s")
+    if ingest.seconds < MIN_INGEST_S and not o.quick:
+        run.notes.append(
+            f"the ingest lasted {ingest.seconds:.0f} s (< {MIN_INGEST_S:.0f} s): raise --messages"
+        )
+
+    if "replay" in o.phases:
+        await run.quiet("replay")
+        run.say("replay: a new group over the same topic into the full keyspace")
+        replay = await drain(
+            run.kafka, run.target("replay"), run.workdir / "consumer-replay.log", o.consumer_env,
+            run.services(), within_s=3600,
+        )
+        run.figures["replay"] = replay.as_json()
+        run.say(f"replay: {replay.rate:.0f} msg/s")
+
+    if "ceiling" in o.phases:
+        run.figures["ceiling"] = await _ceiling(run, store, raws, keyspaces)
+    del raws
+    if not o.phases & {"latency", "webhook", "soak"}:
+        return
+
+    paced_rate = ingest.rate * o.latency_share
+    consumer = ConsumerProcess(ingest_target, run.workdir / "consumer-paced.log", o.consumer_env)
+    await consumer.start()
+    try:
+        await consumer.wait_ready()
+        if "latency" in o.phases:
+            await run.quiet("latency")
+            run.say(
+                f"latency: Kafka record -> row at {paced_rate:.0f} msg/s "
+                f"for {o.latency_seconds:g} s"
+            )
+            kafka_lat = await kafka_to_row(
+                run.kafka, ingest_target, consumer, store, updates(10**9, epoch=1), paced_rate,
+                o.latency_seconds,
+            )
+            run.figures["kafka_latency"] = kafka_lat.as_json()
+        if "webhook" in o.phases:
+            run.say("latency: webhook request -> row through tgbridge receiver")
+            try:
+                run.figures["webhook_latency"] = await webhook_to_row(
+                    run.kafka, ingest_target, consumer, store, updates(10**9, epoch=2), paced_rate,
+                    o.webhook_seconds, run.workdir / "receiver.log",
+                )
+            except Exception as exc:
+                traceback.print_exc()
+                reason = f"{type(exc).__name__}: {exc}"
+                run.figures["webhook_latency"] = {"count": 0, "reason": reason}
+        if "soak" not in o.phases:
+            pass
+        elif o.skip_soak:
+            run.figures["soak_skipped"] = "--skip-soak"
+        else:
+            await run.quiet("soak")
+            run.say(f"soak: {o.soak_minutes:g} min at {paced_rate:.0f} msg/s")
+            run.figures["soak"] = await soak(
+                run.kafka, ingest_target, consumer, updates(10**9, epoch=3), paced_rate,
+                o.soak_minutes, run.services(),
+            )
+        run.figures["paced_consumer_peak_rss_mib"] = consumer.peak_rss_mib()
+    finally:
+        await consumer.stop()
+
+
+async def _ceiling(
+    run: Run, store: Store, raws: list[bytes], keyspaces: list[str]
+) -> dict[str, Any]:
+    """Every level runs over all the traffic into its own fresh keyspace; the best one counts.
+
+    A prefix would not do: its share of first sightings of a chat (a channel claim and a chat
+    write each) is higher than the whole run's, and one noisy level would pick the winner.
+    """
+    messages = ceiling.decode_all(raws)
+    runs = []
+    for level in run.options.levels:
+        ks = f"bench_{run.run_id}_c{level}"
+        await migrate(run.target("ceiling", ks), run.workdir)
+        keyspaces.append(ks)
+        await run.quiet(f"ceiling_{level}")
+        result = await ceiling.drive(store, ks, messages, level, run.services())
+        run.say(f"ceiling: concurrency {level}: {result.rate:.0f} msg/s")
+        runs.append(result)
+        await drop_keyspace(store, ks)
+    best = max(runs, key=lambda r: r.rate)
+    return {"levels": [r.as_json() for r in runs], "best": best.as_json()}
+
+
+async def _profile_only(run: Run, store: Store, keyspaces: list[str]) -> None:
+    """Pre-fill and ingest with py-spy attached; the rate is perturbed and only indicative."""
+    o = run.options
+    await _prefilled(run, keyspaces)
+    output = run.workdir / "ingest.collapsed"
+    sampler: Sampler | None = None
+
+    async def attach(consumer: ConsumerProcess) -> None:
+        nonlocal sampler
+        sampler = Sampler(consumer.pid, output)
+        await sampler.start()
+
+    await run.quiet("ingest")
+    run.say("profile: ingest with py-spy attached")
+    try:
+        ingest = await drain(
+            run.kafka, run.target("ingest"), run.workdir / "consumer-ingest.log",
+            o.consumer_env, run.services(), within_s=3600, on_start=attach,
+        )
+    finally:
+        if sampler is not None:
+            await sampler.stop()
+    run.figures["ingest"] = ingest.as_json()
+    run.figures["profile"] = summarise(output) if output.exists() else {"error": "no py-spy output"}
+    run.figures["profile"]["collapsed_stacks"] = str(output)
+    run.say(f"profile: ingest {ingest.rate:.0f} msg/s under py-spy")
+
+
+async def _clean_up(run: Run, store: Store, keyspaces: list[str]) -> None:
+    for ks in keyspaces:
+        try:
+            await drop_keyspace(store, ks)
+        except Exception as exc:
+            log.warning("could not drop keyspace %s: %s", ks, exc)
+    admin = AIOKafkaAdminClient(**client_options(run.kafka), client_id="tgbridge-bench-clean")
+    try:
+        await admin.start()
+        await admin.delete_topics([run.kafka.topic, run.kafka.dlq_topic])
+    except Exception as exc:
+        log.warning("could not delete the run's topics: %s", exc)
+    finally:
+        await admin.close()
+
+
+def _kind(o: Options) -> str:
+    if o.profile:
+        return "profile"
+    if o.quick:
+        return "quick"
+    every = {"replay", "ceiling", "latency", "webhook", "soak"}
+    return "full" if o.phases >= every and not o.skip_soak else "partial"
+
+
+def _options_json(o: Options) -> dict[str, Any]:
+    return {
+        "messages": o.messages,
+        "soak_minutes": None if o.skip_soak else o.soak_minutes,
+        "latency_seconds": o.latency_seconds,
+        "webhook_seconds": o.webhook_seconds,
+        "ceiling_levels": list(o.levels),
+        "consumer_env": o.consumer_env,
+        "quiet_wait_s": o.quiet_wait_s,
+        "phases": sorted(o.phases),
+        "latency_share_of_ingest": o.latency_share,
+    }
+
+
+def _consumer_settings(overrides: dict[str, str]) -> dict[str, Any]:
+    """The consumer's defaults that shape throughput; ``overrides`` were set on top of them."""
+    worker = WorkerSettings().model_dump(
+        include={"concurrency", "batch_max_records", "max_inflight_bytes"}
+    )
+    store = StoreSettings().model_dump(
+        include={"write_consistency", "read_consistency", "serial_consistency"}
+    )
+    return {
+        "worker": worker,
+        "store": store,
+        "partitions": KafkaSettings().partitions,
+        "env_overrides": overrides,
+    }
+
+
+def main(options: Options) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(execute(options))
