@@ -14,6 +14,7 @@ the end unless asked to keep them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -121,30 +122,37 @@ class Run:
 
 
 async def execute(options: Options) -> Path:
+    """Run the phases; the results file is written even when a phase fails (then marked so)."""
     run = Run(options)
     run.workdir.mkdir(parents=True, exist_ok=True)
     store = await Store.connect(StoreSettings(port=options.cassandra_port))
     keyspaces: list[str] = []
+    facts = await machine.facts(store, ROOT)
+    load_before = machine.load_average()
+    services_before = run.services()
+    failure: BaseException | None = None
     try:
-        facts = await machine.facts(store, ROOT)
-        services_before = run.services()
-        load_before = machine.load_average()
         if options.profile:
             await _profile_only(run, store, keyspaces)
         else:
             await _phases(run, store, keyspaces)
-        services_after = run.services()
-        if services_before.get("cassandra") != services_after.get("cassandra") or (
-            services_before.get("kafka") != services_after.get("kafka")
-        ):
-            run.notes.append("a service was restarted during the run: figures are disturbed")
+    except Exception as exc:
+        # Shared services get stopped and restarted under us; keep what was measured.
+        failure = exc
+        run.notes.append(f"the run stopped early: {type(exc).__name__}: {exc}")
     finally:
         if not options.keep:
-            await _clean_up(run, store, keyspaces)
+            with contextlib.suppress(Exception):
+                await _clean_up(run, store, keyspaces)
         await store.close()
+    services_after = run.services()
+    if services_before.get("cassandra") != services_after.get("cassandra") or (
+        services_before.get("kafka") != services_after.get("kafka")
+    ):
+        run.notes.append("a service was stopped or restarted during the run: figures are disturbed")
     document = {
         "run_id": run.run_id,
-        "kind": _kind(options),
+        "kind": "failed" if failure else _kind(options),
         "command": "python -m bench",
         "options": _options_json(options),
         "machine": facts,
@@ -158,13 +166,15 @@ async def execute(options: Options) -> Path:
         "logs": str(run.workdir),
     }
     kind = "profile-" if options.profile else ""
-    name = kind + run.run_id + ("-quick" if options.quick else "")
+    name = kind + run.run_id + ("-quick" if options.quick else "") + ("-failed" if failure else "")
     path = report.write(RESULTS, name, document)
     print()
     print(report.table(report.rows(run.figures)))
     for note in run.notes:
         print(f"note: {note}")
     print(f"\nresults: {path.relative_to(ROOT)}  logs: {run.workdir}")
+    if failure is not None:
+        raise SystemExit(1)
     return path
 
 
