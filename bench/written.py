@@ -1,10 +1,11 @@
 """When a message was written, read back from the store.
 
 A message's row carries its Telegram time as write timestamp, so its own ``writetime`` says
-nothing about when it was written. The mapping row that follows it is different: it is inserted
-with ``IF NOT EXISTS`` and no ``USING TIMESTAMP``, so its write timestamp is the Paxos ballot's,
-taken by the server when that insert begins, right after the message row was acknowledged. That
-is the moment the benchmark calls "row written" (server clock, microseconds; same machine).
+nothing about when it was written. The mapping row that follows it is different: it is written
+with no ``USING TIMESTAMP``, so its write timestamp is the one the driver stamps on the statement
+when the consumer issues it, right after the message row was acknowledged. That is the moment the
+benchmark calls "row written" (the machine's clock, microseconds; the Kafka record time is taken
+from the same clock).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Dedupe and write: one stored row per Telegram message, however often it arrives.
 
 For a message the order is: look the identity up in ``telegram_message_mapping`` (a replay
-stops here, cheaply); resolve the channel; claim a message key in ``message_keys`` (two
-different messages can never share one); write the row; then insert the mapping with
-``IF NOT EXISTS``, the gate that gives every identity exactly one key even when replicas race.
-The row is written before the mapping, so a mapping always points at a written row and a crash
-between the two is repaired by the next delivery.
+stops here, cheaply); resolve the channel; claim a message key in ``message_keys`` with
+``IF NOT EXISTS`` (two different messages can never share one); write the row; then write the
+mapping. Keys are derived from the message and claims are never released, so every replica
+racing on one message walks the same probes, gets the same key and writes the same row and
+mapping: one lightweight transaction per new message is enough. The row is written before the
+mapping, so a mapping always points at a written row and a crash between the two is repaired by
+the next delivery.
 
 Edits write with the edit time as CQL timestamp, so the newest edit wins in any order. A
 business deletion marks the mapping (also before its message arrives) and soft-deletes the row
@@ -28,8 +30,8 @@ from consumers.keys import (
     message_key,
     write_timestamp_us,
 )
-from consumers.model import DecodedMessage, DeletedMessages, MessageIdentity
-from schema.tables import KeyOwner, MessageTables, ts, unset
+from consumers.model import DecodedMessage, DeletedMessages, MessageIdentity, Scope
+from schema.tables import KeyOwner, MappingRow, MessageTables, ts, unset
 
 log = logging.getLogger(__name__)
 
@@ -99,32 +101,38 @@ class MessageWriter:
             await self.tables.note_bucket(channel_id, bucket)
             self._buckets.put((channel_id, bucket), True)
 
-        gate = await self.tables.insert_mapping(
+        # The mapping comes last, so it only ever points at a row that was written. A plain
+        # write suffices: keys are derived deterministically and claimed linearizably, so
+        # replicas racing on one message compute the same key and write the same mapping.
+        await self.tables.write_mapping(
             ident.chat_id, ident.scope, ident.telegram_message_id, channel_id, bucket, message_id
         )
-        if gate is None:
-            return Outcome.NEW
-        if gate.message_id is None:
-            # A deletion arrived first and left only its mark: adopt the key, then apply it.
-            await self.tables.fill_mapping(
-                ident.chat_id,
-                ident.scope,
-                ident.telegram_message_id,
-                channel_id,
-                bucket,
-                message_id,
+        if ident.scope.startswith(Scope.BUSINESS_PREFIX):
+            await self._apply_early_deletion(ident, existing, channel_id, bucket, message_id)
+        return Outcome.NEW
+
+    async def _apply_early_deletion(
+        self,
+        ident: MessageIdentity,
+        seen: MappingRow | None,
+        channel_id: int,
+        bucket: int,
+        message_id: int,
+    ) -> None:
+        """Soft-delete a business message whose deletion was recorded before it was stored.
+
+        Only business messages can be deleted by an update. The deletion marks the mapping and
+        then reads it; this path writes the mapping and then reads it, both at quorum, so at
+        least one of the two sees the other and applies the deletion.
+        """
+        mark = seen.deleted_at if seen is not None else None
+        if mark is None:
+            row = await self.tables.read_mapping(
+                ident.chat_id, ident.scope, ident.telegram_message_id, strong=True
             )
-            if gate.deleted_at is not None:
-                await self.tables.soft_delete(channel_id, bucket, message_id, gate.deleted_at)
-            return Outcome.NEW
-        if (gate.channel_id, gate.bucket, gate.message_id) != (channel_id, bucket, message_id):
-            # The mapping predates this key (a different derivation); the mapping wins.
-            log.warning(
-                "mapping points elsewhere; removing the second row",
-                extra={"chat_id": ident.chat_id, "telegram_message_id": ident.telegram_message_id},
-            )
-            await self.tables.delete_row(channel_id, bucket, message_id)
-        return Outcome.EDIT if m.is_edit else Outcome.DUPLICATE
+            mark = row.deleted_at if row is not None else None
+        if mark is not None:
+            await self.tables.soft_delete(channel_id, bucket, message_id, mark)
 
     async def delete(self, d: DeletedMessages, deleted_at_ms: int) -> int:
         """Soft-delete each message (or mark it for when it arrives); returns how many."""
@@ -134,9 +142,9 @@ class MessageWriter:
                 ident.chat_id, ident.scope, ident.telegram_message_id, deleted_at_ms
             )
             # Read after marking: either this read sees the message's mapping, or the message's
-            # gate insert (which comes after our mark) sees the mark. One of them applies it.
+            # own read after writing its mapping sees the mark. One of them applies it.
             row = await self.tables.read_mapping(
-                ident.chat_id, ident.scope, ident.telegram_message_id
+                ident.chat_id, ident.scope, ident.telegram_message_id, strong=True
             )
             if row is not None and row.message_id is not None:
                 assert row.channel_id is not None and row.bucket is not None

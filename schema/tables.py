@@ -78,12 +78,7 @@ class MessageTables:
             f"SELECT channel_id, bucket, message_id, deleted_at FROM {ks}.telegram_message_mapping "
             "WHERE chat_id = ? AND scope = ? AND telegram_message_id = ?"
         )
-        self._insert_mapping = (
-            f"INSERT INTO {ks}.telegram_message_mapping "
-            "(chat_id, scope, telegram_message_id, channel_id, bucket, message_id) "
-            "VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS"
-        )
-        self._fill_mapping = (
+        self._write_mapping = (
             f"UPDATE {ks}.telegram_message_mapping SET channel_id = ?, bucket = ?, message_id = ? "
             "WHERE chat_id = ? AND scope = ? AND telegram_message_id = ?"
         )
@@ -105,9 +100,6 @@ class MessageTables:
         self._soft_delete = (
             f"UPDATE {ks}.messages USING TIMESTAMP ? SET deleted = true, deleted_at = ?, "
             "content = ? WHERE channel_id = ? AND bucket = ? AND message_id = ?"
-        )
-        self._delete_row = (
-            f"DELETE FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id = ?"
         )
         self._note_bucket = f"INSERT INTO {ks}.channel_buckets (channel_id, bucket) VALUES (?, ?)"
         self._read_channel = (
@@ -137,36 +129,32 @@ class MessageTables:
             "ORDER BY message_id ASC LIMIT ?"
         )
 
-    async def read_mapping(self, chat_id: int, scope: str, tg_id: int) -> MappingRow | None:
+    async def read_mapping(
+        self, chat_id: int, scope: str, tg_id: int, *, strong: bool = False
+    ) -> MappingRow | None:
+        """The identity's mapping row, if any.
+
+        ``strong`` reads at the write consistency level, so the read sees every write that
+        was acknowledged before it started (a quorum read after quorum writes).
+        """
         rows = await self.store.execute(
-            self._read_mapping, (chat_id, scope, tg_id), idempotent=True, kind="read_mapping"
+            self._read_mapping,
+            (chat_id, scope, tg_id),
+            idempotent=True,
+            write=strong,
+            kind="read_mapping",
         )
         if not rows:
             return None
         r = rows[0]
         return MappingRow(r.channel_id, r.bucket, r.message_id, r.deleted_at)
 
-    async def insert_mapping(
-        self, chat_id: int, scope: str, tg_id: int, channel_id: int, bucket: int, message_id: int
-    ) -> MappingRow | None:
-        """The dedupe gate. None when this call created the mapping, else the existing row."""
-        rows = await self.store.execute(
-            self._insert_mapping,
-            (chat_id, scope, tg_id, channel_id, bucket, message_id),
-            idempotent=True,
-            write=True,
-            kind="lwt_mapping",
-        )
-        r = rows[0]
-        if r.applied:
-            return None
-        return MappingRow(r.channel_id, r.bucket, r.message_id, r.deleted_at)
-
-    async def fill_mapping(
+    async def write_mapping(
         self, chat_id: int, scope: str, tg_id: int, channel_id: int, bucket: int, message_id: int
     ) -> None:
+        """Point the identity at its stored row; a deletion mark on it is left as it is."""
         await self.store.execute(
-            self._fill_mapping,
+            self._write_mapping,
             (channel_id, bucket, message_id, chat_id, scope, tg_id),
             idempotent=True,
             write=True,
@@ -227,15 +215,6 @@ class MessageTables:
         await self.store.execute(
             self._soft_delete,
             (stamp, deleted_at, DELETED_PLACEHOLDER, channel_id, bucket, message_id),
-            idempotent=True,
-            write=True,
-            kind="write_message",
-        )
-
-    async def delete_row(self, channel_id: int, bucket: int, message_id: int) -> None:
-        await self.store.execute(
-            self._delete_row,
-            (channel_id, bucket, message_id),
             idempotent=True,
             write=True,
             kind="write_message",
