@@ -11,9 +11,11 @@ partition moves on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
-from collections import defaultdict
+from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +68,21 @@ class BatchStats:
 
 
 class _Abandon(Exception):
-    """The batch cannot finish now (store or Kafka unavailable); nothing of it is committed."""
+    """The record cannot be written now (store or Kafka unavailable); nothing of it is committed."""
+
+
+#: How often written offsets are committed while records keep flowing.
+COMMIT_INTERVAL_S = 0.2
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    """One dispatched record of a partition: done once written (or dead-lettered)."""
+
+    offset: int
+    size: int
+    stats: BatchStats
+    done: bool = False
 
 
 def _header(record: Any, name: str) -> bytes | None:
@@ -77,6 +93,17 @@ def _header(record: Any, name: str) -> bytes | None:
 
 
 class ConsumerLoop:
+    """A pipeline: records are dispatched as they arrive, written concurrently, committed in order.
+
+    Each record starts as soon as it is fetched, after the records it must follow: earlier
+    updates of the same Telegram message, the message a reply answers, and, for migrations and
+    business deletions, earlier ones of the same chat. Up to ``concurrency`` writes run at once
+    and at most ``batch_max_records`` records (and ``max_inflight_bytes``) are in flight. A
+    partition's offset is committed up to its first record not yet written, every
+    ``COMMIT_INTERVAL_S`` and whenever the pipeline runs dry, so nothing is committed before it
+    is stored.
+    """
+
     def __init__(
         self,
         consumer: AIOKafkaConsumer,
@@ -98,15 +125,30 @@ class ConsumerLoop:
         self.progress: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
         self._semaphore = asyncio.Semaphore(settings.concurrency)
+        self._entries: dict[TopicPartition, deque[_Entry]] = {}
+        self._tails: dict[Hashable, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight_records = 0
+        self._inflight_bytes = 0
+        self._progressed = asyncio.Event()
+        self._failure: str | None = None
+        self._crash: BaseException | None = None
+        self._last_commit = 0.0
+        self._commit_lock = asyncio.Lock()
+        self._refused: dict[TopicPartition, int] = {}
 
     def rebalance_listener(self) -> ConsumerRebalanceListener:
         loop = self
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: Any) -> None:
-                # Waits for the in-flight batch to be written and committed (or abandoned)
-                # before the partitions go to another replica.
+                # Everything in flight is written and committed (or abandoned) before the
+                # partitions go to another replica; the main loop dispatches nothing meanwhile.
                 async with loop._lock:
+                    await loop._drain()
+                    await loop._commit()
+                    for tp in revoked:
+                        loop._entries.pop(tp, None)
                     log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
@@ -117,70 +159,192 @@ class ConsumerLoop:
     async def run(
         self, stop: asyncio.Event, until: dict[TopicPartition, int] | None = None
     ) -> None:
-        """Consume until ``stop`` is set (or, with ``until``, every partition reached its end)."""
-        while not stop.is_set():
-            if until is not None and self._reached(until):
-                return
-            batch = await self.consumer.getmany(
-                timeout_ms=500, max_records=self.settings.batch_max_records
-            )
-            if until is not None:
-                batch = self._trim(batch, until)
-            if not batch:
-                continue
-            async with self._lock:
-                done = await self.process(batch)
-            if not done:
-                await self._wait_for_store(stop)
+        """Consume until ``stop`` is set (or, with ``until``, every partition reached its end).
 
-    async def process(self, batch: dict[TopicPartition, list[Any]]) -> bool:
-        """Write a batch and commit it; False when it was abandoned and sought back."""
-        started = time.perf_counter()
-        records = [r for recs in batch.values() for r in recs]
-        self.metrics.batch_size.observe(len(records))
-        groups: dict[Hashable, list[tuple[Any, Any]]] = defaultdict(list)
-        owner: dict[MessageIdentity, Hashable] = {}
-        for record, decoded in self._decode_all(records):
-            key = self._group_key(record, decoded)
-            if isinstance(decoded, DecodedMessage):
-                # A message joins the group that already holds its identity or, for a reply,
-                # its target, so replies resolve the same way however the batch is scheduled.
-                ident = decoded.identity
-                target = None
-                if decoded.reply_to_telegram_id is not None:
-                    target = MessageIdentity(
-                        ident.chat_id, ident.scope, decoded.reply_to_telegram_id
-                    )
-                key = owner.get(ident) or (owner.get(target) if target else None) or key
-                owner[ident] = key
-            groups[key].append((record, decoded))
-        stats = BatchStats(records=len(records))
-        results = await asyncio.gather(
-            *(self._run_group(g, stats) for g in groups.values()), return_exceptions=True
-        )
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            unexpected = [f for f in failures if not isinstance(f, _Abandon)]
-            if unexpected:
-                raise unexpected[0]
-            for tp, recs in batch.items():
-                self.consumer.seek(tp, recs[0].offset)
-            log.warning("batch abandoned, nothing committed: %s", failures[0])
-            return False
-        offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
+        On the way out, records in flight are finished and committed; if the caller cancels
+        (a shutdown deadline), they are abandoned uncommitted.
+        """
+        try:
+            limit = self.settings.batch_max_records
+            while not stop.is_set():
+                if self._crash is not None:
+                    break
+                if self._failure is not None:
+                    await self._recover(stop)
+                    continue
+                await self._commit_if_due()
+                if until is not None and self._reached(until):
+                    break
+                room = limit - self._inflight_records
+                # While records are in flight, fetch again only once there is room for a
+                # useful batch, so a saturated pipeline is not fed one record at a time.
+                if (self._tasks and room < max(1, limit // 4)) or (
+                    self._inflight_bytes >= self.settings.max_inflight_bytes
+                ):
+                    await self._wait_for_progress()
+                    continue
+                batch = await self.consumer.getmany(
+                    timeout_ms=int(COMMIT_INTERVAL_S * 1000) if self._tasks else 500,
+                    max_records=room,
+                )
+                if until is not None:
+                    batch = self._trim(batch, until)
+                if batch:
+                    async with self._lock:
+                        self._dispatch(batch)
+            await self._drain()
+            # Committing is always safe: only the written prefix of each partition is committed.
+            await self._commit()
+            if self._crash is not None:
+                raise self._crash
+        except asyncio.CancelledError:
+            for task in self._tasks:
+                task.cancel()
+            raise
+
+    def _dispatch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Start every record of the batch; synchronous, so a rebalance sees all or none."""
+        assigned = self.consumer.assignment()
+        self.metrics.batch_size.observe(sum(len(recs) for recs in batch.values()))
+        for tp, records in batch.items():
+            if tp not in assigned:
+                continue  # revoked while the batch was on its way; its new owner reads it
+            entries = self._entries.setdefault(tp, deque())
+            for record, decoded in self._decode_all(records):
+                entry = _Entry(record.offset, len(record.value or b""), BatchStats(records=1))
+                entries.append(entry)
+                if isinstance(decoded, NoMessage):
+                    self._count_no_message(decoded, entry.stats)
+                    entry.done = True
+                    continue
+                chain, follows = self._ordering(record, decoded)
+                before = [t for k in follows if (t := self._tails.get(k)) is not None]
+                task = asyncio.create_task(self._run_record(record, decoded, entry, before))
+                for key in chain:
+                    self._tails[key] = task
+                self._tasks.add(task)
+                self._inflight_records += 1
+                self._inflight_bytes += entry.size
+                task.add_done_callback(functools.partial(self._finished, chain, entry))
+
+    @staticmethod
+    def _ordering(record: Any, decoded: Any) -> tuple[tuple[Hashable, ...], tuple[Hashable, ...]]:
+        """The keys a record becomes the latest of, and the keys whose latest it must follow."""
+        if isinstance(decoded, DecodedMessage):
+            ident = decoded.identity
+            chain: tuple[Hashable, ...] = (ident,)
+            if decoded.migrate_to_chat_id is not None or decoded.migrate_from_chat_id is not None:
+                chain = (ident, ("chat", record.key))
+            if decoded.reply_to_telegram_id is not None:
+                target = MessageIdentity(ident.chat_id, ident.scope, decoded.reply_to_telegram_id)
+                return chain, (*chain, target)
+            return chain, chain
+        if isinstance(decoded, DeletedMessages):
+            chain = (("chat", record.key),)
+            return chain, chain
+        return (), ()
+
+    def _finished(
+        self, chain: tuple[Hashable, ...], entry: _Entry, task: asyncio.Task[None]
+    ) -> None:
+        self._tasks.discard(task)
+        self._inflight_records -= 1
+        self._inflight_bytes -= entry.size
+        for key in chain:
+            if self._tails.get(key) is task:
+                del self._tails[key]
+        self._progressed.set()
+
+    async def _run_record(
+        self, record: Any, decoded: Any, entry: _Entry, before: list[asyncio.Task[None]]
+    ) -> None:
+        try:
+            for task in before:
+                await asyncio.shield(task)
+            if self._failure is not None:
+                return  # an earlier record could not be written: this one waits for the retry
+            async with self._semaphore:
+                await self._handle(record, decoded, entry.stats)
+            entry.done = True
+        except _Abandon as exc:
+            if self._failure is None:
+                self._failure = str(exc)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a defect: stop the loop rather than skip the record
+            if self._failure is None:
+                self._failure = f"{type(exc).__name__}: {exc}"
+            if self._crash is None:
+                self._crash = exc
+
+    async def _wait_for_progress(self) -> None:
+        """Wait until a record finishes (or the next commit is due)."""
+        self._progressed.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(COMMIT_INTERVAL_S):
+                await self._progressed.wait()
+
+    async def _drain(self) -> None:
+        """Wait until every dispatched record is written or abandoned."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def _commit_if_due(self) -> None:
+        if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S or not self._tasks:
+            await self._commit()
+
+    async def _commit(self) -> None:
+        """Commit each partition up to its first record not yet written."""
+        async with self._commit_lock:  # one at a time, so a commit never moves an offset back
+            await self._commit_written()
+
+    async def _commit_written(self) -> None:
+        self._last_commit = time.monotonic()
+        # Offsets whose commit was refused (a rebalance was under way) are tried again while
+        # their partition stays assigned, so the committed offset never lags behind for good.
+        offsets = dict(self._refused)
+        written = BatchStats()
+        for tp, entries in self._entries.items():
+            last = None
+            while entries and entries[0].done:
+                last = entries.popleft()
+                written.add(last.stats)
+            if last is not None:
+                offsets[tp] = last.offset + 1
+        self.stats.add(written)
+        assigned = self.consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        self._refused = {}
+        if not offsets:
+            return
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
-            # A rebalance took the partitions; their new owner re-reads and dedupes.
-            log.warning("commit refused after a rebalance: %s", exc)
-        self.stats.add(stats)
+            log.warning("commit refused during a rebalance; trying again: %s", exc)
+            self._refused = offsets
+            return
         self.progress.update(offsets)
         for tp, offset in offsets.items():
             high = self.consumer.highwater(tp)
             if high is not None:
                 self.metrics.consumer_lag.labels(str(tp.partition)).set(max(0, high - offset))
-        log.debug("batch of %d in %.3f s", len(records), time.perf_counter() - started)
-        return True
+
+    async def _recover(self, stop: asyncio.Event) -> None:
+        """After a record could not be written: finish what is in flight, commit what was
+        written in order, seek every partition back to its first unwritten record, and wait
+        for the store. Records written after that point are read again and skipped as
+        duplicates."""
+        async with self._lock:
+            await self._drain()
+            await self._commit()
+            for tp, entries in self._entries.items():
+                if entries:
+                    self.consumer.seek(tp, entries[0].offset)
+            self._entries.clear()
+            self._tails.clear()
+            log.warning("records abandoned, not committed: %s", self._failure)
+            self._failure = None
+        await self._wait_for_store(stop)
 
     def _decode_all(self, records: list[Any]) -> list[tuple[Any, Any]]:
         out: list[tuple[Any, Any]] = []
@@ -198,29 +362,17 @@ class ConsumerLoop:
                 out.append((record, exc))
         return out
 
-    @staticmethod
-    def _group_key(record: Any, decoded: Any) -> Hashable:
-        if isinstance(decoded, DecodedMessage):
-            if decoded.migrate_to_chat_id is not None or decoded.migrate_from_chat_id is not None:
-                return ("chat", record.key)
-            return decoded.identity
-        if isinstance(decoded, DeletedMessages):
-            return ("chat", record.key)
-        return ("offset", record.topic, record.partition, record.offset)
-
-    async def _run_group(self, items: list[tuple[Any, Any]], stats: BatchStats) -> None:
-        async with self._semaphore:
-            for record, decoded in items:
-                await self._handle(record, decoded, stats)
+    def _count_no_message(self, decoded: NoMessage, stats: BatchStats) -> None:
+        kind = decoded.update_type if decoded.update_type in KNOWN_UPDATE_TYPES else "other"
+        self.metrics.no_message_records.labels(kind).inc()
+        stats.no_message += 1
 
     async def _handle(self, record: Any, decoded: Any, stats: BatchStats) -> None:
         if isinstance(decoded, DecodeError):
             await self._dead_letter(record, DeadLetter(decoded.reason, str(decoded), 1), stats)
             return
         if isinstance(decoded, NoMessage):
-            kind = decoded.update_type if decoded.update_type in KNOWN_UPDATE_TYPES else "other"
-            self.metrics.no_message_records.labels(kind).inc()
-            stats.no_message += 1
+            self._count_no_message(decoded, stats)
             return
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:

@@ -69,19 +69,27 @@ async def test_two_replicas_racing_through_a_rebalance_with_every_update_twice(
     settings: Settings, store: Store, produce: Any
 ) -> None:
     updates = list(generate(1500, chats=120, seed=21))
-    for raw in updates:  # every update delivered twice, the copy close behind
-        await produce(raw, key=chat_key(raw), bot_id=BOT)
-        await produce(raw, key=chat_key(raw), bot_id=BOT)
+    chunks = [updates[:500], updates[500:1000], updates[1000:]]
 
+    async def publish(chunk: list[bytes]) -> None:
+        for raw in chunk:  # every update delivered twice, the copy close behind
+            await produce(raw, key=chat_key(raw), bot_id=BOT)
+            await produce(raw, key=chat_key(raw), bot_id=BOT)
+
+    # The traffic arrives in three waves, so that each replica has records to race on
+    # whatever the speed of the pipeline: before B joins, while it joins, after A left.
+    await publish(chunks[0])
     stop_a, stop_b = asyncio.Event(), asyncio.Event()
     async with consumer_parts(settings, Metrics()) as a:
         task_a = asyncio.create_task(a.loop.run(stop_a))
         await wait_until(lambda: _true(a.loop.stats.records > 300), 60, "replica A to start")
         async with consumer_parts(settings, Metrics()) as b:  # joining forces a rebalance
             task_b = asyncio.create_task(b.loop.run(stop_b))
+            await publish(chunks[1])
             await wait_until(
                 lambda: _true(b.loop.stats.records > 200), 60, "replica B to take over"
             )
+            await publish(chunks[2])
             stop_a.set()  # A leaves mid-stream: a second rebalance
             await task_a
             await wait_until(lambda: committed_all(settings), 120, "every offset committed")
