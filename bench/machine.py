@@ -39,6 +39,20 @@ def kafka_version(state_dir: Path) -> str | None:
     return None
 
 
+def paxos_state_mib(state_dir: Path) -> float | None:
+    """Size on disk of the local Cassandra's ``system.paxos`` table.
+
+    Every lightweight transaction leaves Paxos state there for the table's ``gc_grace_seconds``
+    (a day for tgbridge's tables), whatever happens to the keyspace afterwards. Each flush
+    compacts it again, so a large one takes CPU from every phase: earlier runs slow later ones.
+    """
+    tables = list((state_dir / "cassandra" / "data" / "data" / "system").glob("paxos-*"))
+    if not tables:
+        return None
+    size = sum(f.stat().st_size for t in tables for f in t.rglob("*") if f.is_file())
+    return round(size / 2**20, 1)
+
+
 def git_revision(root: Path) -> dict[str, Any]:
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
@@ -66,5 +80,6 @@ async def facts(store: Store, root: Path) -> dict[str, Any]:
         "cassandra": rows[0].release_version if rows else None,
         "store_is_scylla": store.is_scylla,
         "kafka": kafka_version(root / ".local"),
+        "cassandra_paxos_state_mib_at_start": paxos_state_mib(root / ".local"),
         "git": git_revision(root),
     }

@@ -16,12 +16,13 @@ with the deletion time, so a replayed original can never bring it back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Hashable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from consumers.keys import (
     MAX_PROBES,
@@ -88,18 +89,31 @@ class MessageWriter:
             if not m.is_edit:
                 return Outcome.DUPLICATE
             assert existing.channel_id is not None and existing.bucket is not None
-            await self._write_row(m, existing.channel_id, existing.bucket, existing.message_id)
+            await self._write_row(
+                m,
+                existing.channel_id,
+                existing.bucket,
+                existing.message_id,
+                await self._reply_key(m),
+            )
             return Outcome.EDIT
 
         await self._follow_migration(m)
         channel_id = await self.channel_for(m.chat.chat_id, m.thread_id)
-        await self._note_chat(m)
         bucket = bucket_of_message(m)
-        message_id = await self._claim(ident, channel_id, bucket, m.sent_at)
-        await self._write_row(m, channel_id, bucket, message_id)
+        # The key claim, the reply target's lookup and the chat and bucket notes do not depend
+        # on each other: they run together, and only the claim and the lookup gate the row.
+        side = []
+        if self._chats.get(m.chat.chat_id) != _chat_meta(m):
+            side.append(self._note_chat(m))
         if self._buckets.get((channel_id, bucket)) is None:
-            await self.tables.note_bucket(channel_id, bucket)
-            self._buckets.put((channel_id, bucket), True)
+            side.append(self._note_bucket(channel_id, bucket))
+        claim = self._claim(ident, channel_id, bucket, m.sent_at)
+        if side or m.reply_to_telegram_id is not None:
+            message_id, reply_to = await _together(claim, self._reply_key(m), *side)
+        else:
+            message_id, reply_to = await claim, None
+        await self._write_row(m, channel_id, bucket, message_id, reply_to)
 
         # The mapping comes last, so it only ever points at a row that was written. A plain
         # write suffices: keys are derived deterministically and claimed linearizably, so
@@ -190,21 +204,30 @@ class MessageWriter:
 
     async def _note_chat(self, m: DecodedMessage) -> None:
         c = m.chat
-        meta = (c.type, c.title, c.username, c.is_forum)
-        if self._chats.get(c.chat_id) == meta:
-            return
         await self.tables.write_chat(c.chat_id, c.type, c.title, c.username, c.is_forum, m.sent_at)
-        self._chats.put(c.chat_id, meta)
+        self._chats.put(c.chat_id, _chat_meta(m))
+
+    async def _note_bucket(self, channel_id: int, bucket: int) -> None:
+        await self.tables.note_bucket(channel_id, bucket)
+        self._buckets.put((channel_id, bucket), True)
+
+    async def _reply_key(self, m: DecodedMessage) -> int | None:
+        """The stored key of the message ``m`` replies to, if that one is stored."""
+        if m.reply_to_telegram_id is None:
+            return None
+        target = await self.tables.read_mapping(
+            m.identity.chat_id, m.identity.scope, m.reply_to_telegram_id
+        )
+        return target.message_id if target else None
 
     async def _write_row(
-        self, m: DecodedMessage, channel_id: int, bucket: int, message_id: int
+        self,
+        m: DecodedMessage,
+        channel_id: int,
+        bucket: int,
+        message_id: int,
+        reply_to: int | None,
     ) -> None:
-        reply_to = None
-        if m.reply_to_telegram_id is not None:
-            target = await self.tables.read_mapping(
-                m.identity.chat_id, m.identity.scope, m.reply_to_telegram_id
-            )
-            reply_to = target.message_id if target else None
         values = (
             m.chat.chat_id,
             m.thread_id,
@@ -230,6 +253,23 @@ class MessageWriter:
         await self.tables.write_message(
             channel_id, bucket, message_id, values, write_timestamp_us(m)
         )
+
+
+def _chat_meta(m: DecodedMessage) -> tuple[Any, ...]:
+    c = m.chat
+    return (c.type, c.title, c.username, c.is_forum)
+
+
+async def _together(
+    claim: Awaitable[int], reply: Awaitable[int | None], *rest: Awaitable[None]
+) -> tuple[int, int | None]:
+    """Await all at once; the first failure is raised once every one has finished."""
+    key, reply_to, *others = await asyncio.gather(claim, reply, *rest, return_exceptions=True)
+    for r in (key, reply_to, *others):
+        if isinstance(r, BaseException):
+            raise r
+    assert isinstance(key, int)
+    return key, cast("int | None", reply_to)
 
 
 def _edited(value: Any, is_edit: bool) -> Any:
