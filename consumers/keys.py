@@ -12,14 +12,16 @@ per-replica configuration:
 
 Two different numbering spaces can still meet in one channel (two bots in a basic group, a
 migrated group). The ``message_keys`` claim catches that rare collision, and the next *probe*
-moves the id to another millisecond offset of the same second, deterministically.
+moves the id to another millisecond offset of the same second, deterministically. Where only one
+numbering space can ever write (see :func:`needs_claim`), there is nothing to catch and the key
+is not claimed.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from consumers.model import DecodedMessage, MessageIdentity
+from consumers.model import DecodedMessage, MessageIdentity, Scope
 from schema.buckets import bucket_of_unix_ms
 from schema.snowflake import EPOCH_MS, MAX_SEQUENCE, SEQUENCE_BITS, compose
 
@@ -54,6 +56,22 @@ def default_channel_id(chat_id: int, thread_id: int) -> int:
     if thread_id == 0:
         return chat_id
     return _TOPIC_FLAG | (_hash64(f"{chat_id}/{thread_id}") & (_TOPIC_FLAG - 1))
+
+
+def needs_claim(identity: MessageIdentity, channel_id: int, thread_id: int) -> bool:
+    """Whether the message's key must be claimed in ``message_keys`` before its row is written.
+
+    Not when the message is a supergroup's or channel's (numbered by Telegram per chat) and is
+    stored in that chat's own channel or forum topic. Such a channel holds that one numbering
+    space and nothing else: migrations only ever lead a *new* supergroup into its *old* basic
+    group's channel, and other chats' channels have other ids. Two of its messages could share a
+    key only with ids 2**22 apart sent in the same second, and Telegram's ids rise by one per
+    message in a chat. Everywhere else (private chats and basic groups, numbered per bot;
+    business messages; a migrated supergroup in its old group's channel) the claim decides.
+    """
+    return identity.scope != Scope.CHAT or channel_id != default_channel_id(
+        identity.chat_id, thread_id
+    )
 
 
 def write_timestamp_us(message: DecodedMessage) -> int:

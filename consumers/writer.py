@@ -29,6 +29,7 @@ from consumers.keys import (
     bucket_of_message,
     default_channel_id,
     message_key,
+    needs_claim,
     write_timestamp_us,
 )
 from consumers.model import DecodedMessage, DeletedMessages, MessageIdentity, Scope
@@ -108,7 +109,7 @@ class MessageWriter:
             side.append(self._note_chat(m))
         if self._buckets.get((channel_id, bucket)) is None:
             side.append(self._note_bucket(channel_id, bucket))
-        claim = self._claim(ident, channel_id, bucket, m.sent_at)
+        claim = self._claim(ident, channel_id, bucket, m)
         if side or m.reply_to_telegram_id is not None:
             message_id, reply_to = await _together(claim, self._reply_key(m), *side)
         else:
@@ -193,11 +194,13 @@ class MessageWriter:
         self._channels.put((new, 0), bound)
 
     async def _claim(
-        self, ident: MessageIdentity, channel_id: int, bucket: int, sent_at: int
+        self, ident: MessageIdentity, channel_id: int, bucket: int, m: DecodedMessage
     ) -> int:
+        if not needs_claim(ident, channel_id, m.thread_id):
+            return message_key(ident, m.sent_at)
         me = KeyOwner(ident.chat_id, ident.scope, ident.telegram_message_id)
         for probe in range(MAX_PROBES):
-            candidate = message_key(ident, sent_at, probe)
+            candidate = message_key(ident, m.sent_at, probe)
             if await self.tables.claim_key(channel_id, bucket, candidate, me) == me:
                 return candidate
         raise KeySpaceExhaustedError(f"no free message key after {MAX_PROBES} probes")
