@@ -1,9 +1,10 @@
 """One benchmark run, phase by phase, against the local Kafka and Cassandra.
 
 1. pre-fill a fresh topic with N synthetic updates;
-2. ingest: a consumer process from an empty keyspace to the last offset committed;
-3. replay: a consumer with a new group over the same topic into the now-full keyspace;
-4. ceiling: the consumer's statements driven directly, at several concurrency levels;
+2. ceiling: the consumer's statements driven directly, at several concurrency levels (first, so
+   that it also warms the store's JVM; the best level runs once more after the ingest);
+3. ingest: a consumer process from an empty keyspace to the last offset committed;
+4. replay: a consumer with a new group over the same topic into the now-full keyspace;
 5. latency: at half the ingest rate, Kafka record -> row and webhook request -> row;
 6. soak: minutes at half the ingest rate, watching the consumer's resident memory.
 
@@ -205,7 +206,11 @@ async def _phases(run: Run, store: Store, keyspaces: list[str]) -> None:
     raws = await _prefilled(run, keyspaces)
     ingest_target = run.target("ingest")
 
-    run.figures["warm_up"] = await _warm_up(run, store, raws, keyspaces)
+    if "ceiling" in o.phases:
+        # First, so that it also warms the store's JVM before the ingest is measured.
+        run.figures["ceiling"] = await _ceiling(run, store, raws, keyspaces)
+    else:
+        run.figures["warm_up"] = await _warm_up(run, store, raws, keyspaces)
 
     await run.quiet("ingest")
     run.say("ingest: one consumer process, empty keyspace, to the last offset committed")
@@ -231,7 +236,8 @@ async def _phases(run: Run, store: Store, keyspaces: list[str]) -> None:
         run.say(f"replay: {replay.rate:.0f} msg/s")
 
     if "ceiling" in o.phases:
-        run.figures["ceiling"] = await _ceiling(run, store, raws, keyspaces)
+        # The best level once more, now that the store is as warm as it was for the ingest.
+        await _ceiling_again(run, store, raws, keyspaces)
     del raws
     if not o.phases & {"latency", "webhook", "soak"}:
         return
@@ -320,6 +326,23 @@ async def _ceiling(
         await drop_keyspace(store, ks)
     best = max(runs, key=lambda r: r.rate)
     return {"levels": [r.as_json() for r in runs], "best": best.as_json()}
+
+
+async def _ceiling_again(
+    run: Run, store: Store, raws: list[bytes], keyspaces: list[str]
+) -> None:
+    found = run.figures["ceiling"]
+    level = found["best"]["concurrency"]
+    ks = f"bench_{run.run_id}_c{level}_again"
+    await migrate(run.target("ceiling", ks), run.workdir)
+    keyspaces.append(ks)
+    await run.quiet(f"ceiling_{level}_again")
+    again = await ceiling.drive(store, ks, ceiling.decode_all(raws), level, run.services())
+    run.say(f"ceiling: concurrency {level} again, after the ingest: {again.rate:.0f} msg/s")
+    await drop_keyspace(store, ks)
+    found["again"] = again.as_json()
+    if again.rate > found["best"]["messages_per_s"]:
+        found["best"] = again.as_json()
 
 
 async def _profile_only(run: Run, store: Store, keyspaces: list[str]) -> None:
