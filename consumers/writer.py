@@ -117,8 +117,8 @@ class MessageWriter:
         await self._write_row(m, channel_id, bucket, message_id, reply_to)
 
         # The mapping comes last, so it only ever points at a row that was written. A plain
-        # write suffices: keys are derived deterministically and claimed linearizably, so
-        # replicas racing on one message compute the same key and write the same mapping.
+        # write suffices: keys are derived from the message (and claimed, where two numbering
+        # spaces can meet), so replicas racing on one message write the same key and mapping.
         await self.tables.write_mapping(
             ident.chat_id, ident.scope, ident.telegram_message_id, channel_id, bucket, message_id
         )
