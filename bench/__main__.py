@@ -32,10 +32,15 @@ def parse(argv: list[str] | None = None) -> Options:
                    help="a smoke run: few messages, short phases, a half-minute soak")
     p.add_argument("--latency-seconds", type=float,
                    help="paced Kafka phase (default 60, quick 10)")
+    p.add_argument("--latency-warm-up", type=float,
+                   help="paced traffic before the measured Kafka latency window, reported apart "
+                   "(default 15, quick 3)")
     p.add_argument("--webhook-seconds", type=float,
                    help="paced webhook phase (default 60, quick 10)")
     p.add_argument("--latency-share", type=float, default=0.5,
                    help="paced phases run at this share of the measured ingest rate (default 0.5)")
+    p.add_argument("--paced-rate", type=float, default=None,
+                   help="paced phases run at this many msg/s instead (to compare runs at one rate)")
     p.add_argument("--quiet-wait", type=float, default=None,
                    help="before each phase, wait up to this many seconds for an idle machine "
                    "(default 300, quick 0)")
@@ -61,6 +66,8 @@ def parse(argv: list[str] | None = None) -> Options:
         skip_soak=a.skip_soak,
         quick=quick,
         latency_seconds=a.latency_seconds or (10.0 if quick else 60.0),
+        latency_warm_up_s=a.latency_warm_up if a.latency_warm_up is not None else (
+            3.0 if quick else 15.0),
         webhook_seconds=a.webhook_seconds or (10.0 if quick else 60.0),
         levels=tuple(int(x) for x in levels.split(",")),
         consumer_env=dict(a.consumer_env),
@@ -68,6 +75,7 @@ def parse(argv: list[str] | None = None) -> Options:
         profile=a.profile,
         phases=phases,
         latency_share=a.latency_share,
+        paced_rate=a.paced_rate,
         quiet_wait_s=a.quiet_wait if a.quiet_wait is not None else (0.0 if quick else 300.0),
     )
 

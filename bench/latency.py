@@ -16,6 +16,7 @@ from typing import Any
 from bench.drain import store_time
 from bench.offsets import GroupWatch, end_offsets
 from bench.process import ConsumerProcess, Target
+from bench.procfs import CpuMeter
 from bench.produce import paced
 from bench.scrape import HistogramDelta
 from bench.summaries import latency_summary
@@ -36,6 +37,9 @@ class Latency:
     histogram: dict[str, Any]
     store_time: dict[str, dict[str, float]] | None = None
     timeline: list[tuple[float, int, float, float]] | None = None
+    warm_up_s: float = 0.0
+    warm_up_summary: dict[str, float | int] | None = None
+    cpu_cores: dict[str, float] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +51,9 @@ class Latency:
             **self.summary,
             "consumer_histogram": self.histogram,
             "store_time": self.store_time,
+            "cpu_cores": self.cpu_cores,
+            "warm_up_s": self.warm_up_s,
+            "warm_up": self.warm_up_summary,
             "timeline_s_n_p50ms_maxms": self.timeline,
         }
 
@@ -102,26 +109,42 @@ async def kafka_to_row(
     stream: Iterable[Update],
     rate: float,
     seconds: float,
+    warm_up_s: float = 0.0,
+    pids: dict[str, int] | None = None,
 ) -> Latency:
-    """Publish at ``rate`` for ``seconds`` and measure record time to row written."""
+    """Publish at ``rate`` for ``warm_up_s + seconds`` and measure record time to row written.
+
+    The consumer was just started: for its first ``warm_up_s`` of traffic its caches are cold
+    (every chat's first message reads the chat's channel and notes the chat and its bucket).
+    Those messages are reported apart; the distribution is that of the ``seconds`` after them.
+    """
     before = await consumer.metrics()
-    log = await paced(kafka, stream, rate, seconds)
+    meter = CpuMeter({"consumer": consumer.pid, **(pids or {})})
+    meter.start()
+    log = await paced(kafka, stream, rate, warm_up_s + seconds)
     ends = await end_offsets(kafka, target.topic)
     async with GroupWatch(kafka, target.group, target.topic) as watch:
         await watch.until(ends, within_s=300)
+    cpu = meter.stop(log.finished - log.started)
     after = await consumer.metrics()
     written = await mapping_written_at(store, target.keyspace, log.sent_at)
-    delays = lateness(log.sent_at, written)
+    cut = log.started + warm_up_s
+    steady = {i: t for i, t in log.sent_at.items() if t >= cut}
+    early = {i: t for i, t in log.sent_at.items() if t < cut}
+    delays = lateness(steady, written)
     return Latency(
         target_rate=rate,
         achieved_rate=log.achieved_rate,
         records=log.records,
         measured=len(delays),
-        missing=len(log.sent_at) - len(delays),
+        missing=len(log.sent_at) - len(delays) - len(lateness(early, written)),
         summary=latency_summary(delays),
+        warm_up_s=warm_up_s,
+        warm_up_summary=latency_summary(lateness(early, written)) if early else None,
+        cpu_cores=cpu,
         histogram=histogram_view(
             HistogramDelta.between(before, after, "tgbridge_e2e_from_kafka_seconds")
         ),
         store_time=store_time(before, after),
-        timeline=timeline(log.sent_at, written),
+        timeline=timeline(steady, written),
     )

@@ -65,6 +65,13 @@ def rows(figures: dict[str, Any]) -> list[Row]:
         met = lat["p99_ms"] <= TARGET_P99_MS if lat.get("count") else None
         target = f"p99 <= {TARGET_P99_MS:g} ms"
         out.append(Row("Kafka record -> row", _latency_cell(lat), target, met))
+        warm = lat.get("warm_up")
+        if warm and warm.get("count"):
+            out.append(Row(
+                f"  (first {lat['warm_up_s']:g} s after the consumer started, apart)",
+                f"p50 {warm['p50_ms']:.1f} / p99 {warm['p99_ms']:.1f} / "
+                f"max {warm['max_ms']:.1f} ms (n={warm['count']})",
+            ))
     if "webhook_latency" in figures:
         out.append(Row("Webhook request -> row", _latency_cell(figures["webhook_latency"])))
     if ingest:

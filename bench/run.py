@@ -65,6 +65,10 @@ class Options:
     quiet_wait_s: float
     phases: frozenset[str]
     latency_share: float = 0.5
+    #: Absolute rate of the paced phases (msg/s); None: ``latency_share`` of the ingest rate.
+    paced_rate: float | None = None
+    #: Paced traffic before the measured latency window (the consumer was just started).
+    latency_warm_up_s: float = 15.0
     kafka_port: int = int(os.environ.get("TGBRIDGE_DEV_KAFKA_PORT", "9092"))
     cassandra_port: int = int(os.environ.get("TGBRIDGE_DEV_CASSANDRA_PORT", "9042"))
 
@@ -242,7 +246,7 @@ async def _phases(run: Run, store: Store, keyspaces: list[str]) -> None:
     if not o.phases & {"latency", "webhook", "soak"}:
         return
 
-    paced_rate = ingest.rate * o.latency_share
+    paced_rate = o.paced_rate or ingest.rate * o.latency_share
     consumer = ConsumerProcess(ingest_target, run.workdir / "consumer-paced.log", o.consumer_env)
     await consumer.start()
     try:
@@ -251,11 +255,11 @@ async def _phases(run: Run, store: Store, keyspaces: list[str]) -> None:
             await run.quiet("latency")
             run.say(
                 f"latency: Kafka record -> row at {paced_rate:.0f} msg/s "
-                f"for {o.latency_seconds:g} s"
+                f"for {o.latency_warm_up_s:g} s (warm-up) + {o.latency_seconds:g} s"
             )
             kafka_lat = await kafka_to_row(
                 run.kafka, ingest_target, consumer, store, updates(10**9, epoch=1), paced_rate,
-                o.latency_seconds,
+                o.latency_seconds, o.latency_warm_up_s, run.services(),
             )
             run.figures["kafka_latency"] = kafka_lat.as_json()
         if "webhook" in o.phases:
@@ -409,6 +413,8 @@ def _options_json(o: Options) -> dict[str, Any]:
         "quiet_wait_s": o.quiet_wait_s,
         "phases": sorted(o.phases),
         "latency_share_of_ingest": o.latency_share,
+        "paced_rate": o.paced_rate,
+        "latency_warm_up_s": o.latency_warm_up_s,
     }
 
 

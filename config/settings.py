@@ -236,6 +236,9 @@ class WorkerSettings(BaseModel):
     metrics_port: int = Field(9108, ge=0, le=65535)
     shutdown_timeout_s: float = Field(20.0, gt=0, le=600)
     pending_update_limit: int = Field(1000, ge=0)
+    #: The consumer's GIL switch interval: how long the CQL driver's I/O thread may wait for the
+    #: event loop's thread to let go of the GIL (Python's default is 5 ms).
+    switch_interval_ms: float = Field(0.5, gt=0, le=100)
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 

@@ -20,16 +20,18 @@ from schema.migrate import MigrationError, check_migrated
 from schema.store import Store, StoreUnavailableError
 from schema.tables import MessageTables
 from worker.kafka import KafkaSetupError, KafkaUnavailableError
-from worker.lifecycle import EXIT_CONFIG, EXIT_UNAVAILABLE, install_stop_signals
+from worker.lifecycle import EXIT_CONFIG, EXIT_UNAVAILABLE, install_stop_signals, run_fast
 from worker.metrics import Metrics
 
 T = TypeVar("T")
 
 
-def run_or_exit(main: Callable[[], Awaitable[T]]) -> T:
+def run_or_exit(
+    main: Callable[[], Awaitable[T]], switch_interval_ms: float | None = None
+) -> T:
     """Run ``main``; a setup problem ends with one line and its exit code, never a traceback."""
     try:
-        return asyncio.run(main())  # type: ignore[arg-type]
+        return run_fast(main(), switch_interval_ms)  # type: ignore[arg-type]
     except (StoreUnavailableError, BreakerOpenError, KafkaError, KafkaUnavailableError) as exc:
         click.echo(f"tgbridge: {exc}", err=True)
         raise SystemExit(EXIT_UNAVAILABLE) from None
@@ -52,7 +54,7 @@ def consumer(metrics_port: int | None) -> None:
         install_stop_signals(stop)
         await run_consumer(settings, Metrics(), stop, metrics_port)
 
-    run_or_exit(main)
+    run_or_exit(main, settings.worker.switch_interval_ms)
 
 
 async def _open(settings: Settings) -> tuple[Store, MessageTables]:

@@ -1,0 +1,33 @@
+"""The consumer's event loop: uvloop, with the GIL switch interval the settings ask for."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from config.settings import Settings
+from worker.lifecycle import run_fast
+
+
+async def _where_am_i() -> tuple[str, float]:
+    return type(asyncio.get_running_loop()).__module__, sys.getswitchinterval()
+
+
+def test_runs_on_uvloop_with_the_switch_interval_given() -> None:
+    before = sys.getswitchinterval()
+    try:
+        module, interval = run_fast(_where_am_i(), switch_interval_ms=0.5)
+        assert module.startswith("uvloop")
+        assert interval == 0.0005
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_without_an_interval_the_process_keeps_its_own() -> None:
+    before = sys.getswitchinterval()
+    _, interval = run_fast(_where_am_i())
+    assert interval == before
+
+
+def test_the_consumer_default_is_shorter_than_pythons() -> None:
+    assert Settings().worker.switch_interval_ms == 0.5
