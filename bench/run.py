@@ -14,7 +14,6 @@ the end unless asked to keep them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -42,6 +41,7 @@ from bench.written import drop_keyspace
 from config.settings import KafkaSettings, StoreSettings, WorkerSettings
 from schema.store import Store
 from worker.kafka import client_options
+from worker.lifecycle import run_fast
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -421,7 +421,7 @@ def _options_json(o: Options) -> dict[str, Any]:
 def _consumer_settings(overrides: dict[str, str]) -> dict[str, Any]:
     """The consumer's defaults that shape throughput; ``overrides`` were set on top of them."""
     worker = WorkerSettings().model_dump(
-        include={"concurrency", "batch_max_records", "max_inflight_bytes"}
+        include={"concurrency", "batch_max_records", "max_inflight_bytes", "switch_interval_ms"}
     )
     store = StoreSettings().model_dump(
         include={"write_consistency", "read_consistency", "serial_consistency"}
@@ -431,9 +431,15 @@ def _consumer_settings(overrides: dict[str, str]) -> dict[str, Any]:
         "store": store,
         "partitions": KafkaSettings().partitions,
         "env_overrides": overrides,
+        "bench_process": {"event_loop": "uvloop", "switch_interval_ms": BENCH_SWITCH_INTERVAL_MS},
     }
+
+
+#: The benchmark process (ceiling, producers, read-backs) runs as the consumer does: on uvloop
+#: with the consumer's GIL switch interval, so the ceiling gets the same runtime as the consumer.
+BENCH_SWITCH_INTERVAL_MS = WorkerSettings().switch_interval_ms
 
 
 def main(options: Options) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(execute(options))
+    run_fast(execute(options), BENCH_SWITCH_INTERVAL_MS)
