@@ -41,6 +41,8 @@ class Target:
     def env(self, **extra: str) -> dict[str, str]:
         """The process environment: this machine's, with every TGBRIDGE_ variable ours."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TGBRIDGE_")}
+        # As the Docker image runs it: two glibc malloc arenas (see the Dockerfile).
+        env.setdefault("MALLOC_ARENA_MAX", "2")
         env.update(
             TGBRIDGE_KAFKA__BOOTSTRAP_SERVERS=self.bootstrap,
             TGBRIDGE_KAFKA__TOPIC=self.topic,

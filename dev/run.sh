@@ -25,6 +25,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 dev/services.sh start
+# As the Docker image runs tgbridge: two glibc malloc arenas keep the consumer's memory flat.
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 "$BIN/tgbridge" migrate
 
 has_bots="$("$BIN/python" -c 'from config import load_settings; print(len(load_settings().telegram.bots))')"
