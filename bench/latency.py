@@ -132,15 +132,16 @@ async def kafka_to_row(
     steady = {i: t for i, t in log.sent_at.items() if t >= cut}
     early = {i: t for i, t in log.sent_at.items() if t < cut}
     delays = lateness(steady, written)
+    early_delays = lateness(early, written)
     return Latency(
         target_rate=rate,
         achieved_rate=log.achieved_rate,
         records=log.records,
         measured=len(delays),
-        missing=len(log.sent_at) - len(delays) - len(lateness(early, written)),
+        missing=len(log.sent_at) - len(delays) - len(early_delays),
         summary=latency_summary(delays),
         warm_up_s=warm_up_s,
-        warm_up_summary=latency_summary(lateness(early, written)) if early else None,
+        warm_up_summary=latency_summary(early_delays) if early else None,
         cpu_cores=cpu,
         histogram=histogram_view(
             HistogramDelta.between(before, after, "tgbridge_e2e_from_kafka_seconds")
