@@ -24,6 +24,7 @@ from bench.traffic import Identity, Update
 from bench.written import mapping_written_at
 from config.settings import KafkaSettings
 from schema.store import Store
+from worker.lifecycle import freeze_startup_heap
 
 
 @dataclass
@@ -118,6 +119,9 @@ async def kafka_to_row(
     (every chat's first message reads the chat's channel and notes the chat and its bucket).
     Those messages are reported apart; the distribution is that of the ``seconds`` after them.
     """
+    # The runner's own heap (pre-fill bookkeeping) is frozen as the consumer's is, so a full
+    # collection in this process does not hold stamped records back from Kafka.
+    freeze_startup_heap()
     before = await consumer.metrics()
     meter = CpuMeter({"consumer": consumer.pid, **(pids or {})})
     meter.start()

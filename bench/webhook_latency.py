@@ -28,6 +28,7 @@ from bench.written import mapping_written_at
 from config.settings import KafkaSettings
 from schema.store import Store
 from worker.demo.traffic import BOT_ID
+from worker.lifecycle import freeze_startup_heap
 from worker.standin import SECRET_HEADER, StandIn
 
 TOKEN = f"{BOT_ID}:bench-token"
@@ -146,6 +147,7 @@ async def webhook_to_row(
         receiver = ReceiverProcess(target, api.base_url, log_path)
         await receiver.start()
         try:
+            freeze_startup_heap()  # as in bench.latency: no full collections of the runner's heap
             before = await consumer.metrics()
             requested, answers, failures, achieved = await _post_paced(
                 receiver.url, stream, rate, seconds

@@ -19,6 +19,7 @@ from schema.store import Store
 from schema.tables import MessageTables
 from worker.http import start_ops_server
 from worker.kafka import client_options, durable_producer, ensure_topics
+from worker.lifecycle import freeze_startup_heap
 from worker.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,11 @@ async def run_consumer(
             metrics, lambda: consumer_readiness(parts), settings.worker.metrics_host, port
         )
         try:
-            log.info("consumer started", extra={"group_id": settings.worker.group_id})
+            frozen = freeze_startup_heap()
+            log.info(
+                "consumer started",
+                extra={"group_id": settings.worker.group_id, "frozen_objects": frozen},
+            )
             await _run_until_stopped(parts.loop, stop, settings.worker.shutdown_timeout_s)
         finally:
             await runner.cleanup()

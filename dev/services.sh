@@ -20,6 +20,11 @@ CASSANDRA_PORT="${TGBRIDGE_DEV_CASSANDRA_PORT:-9042}"
 CASSANDRA_STORAGE_PORT="${TGBRIDGE_DEV_CASSANDRA_STORAGE_PORT:-7000}"
 KAFKA_DEADLINE="${TGBRIDGE_DEV_KAFKA_DEADLINE:-90}"
 CASSANDRA_DEADLINE="${TGBRIDGE_DEV_CASSANDRA_DEADLINE:-180}"
+# Heap and collector of each JVM (space-separated java options). G1's default pause goal (200 ms)
+# let Cassandra's young collections grow to 65-170 ms on two cores, and every statement in flight
+# waited that long; with a 20 ms goal they take 10-45 ms (BENCHMARKS.md, round 4).
+KAFKA_JVM="${TGBRIDGE_DEV_KAFKA_JVM:--Xms256m -Xmx768m -XX:+UseG1GC -XX:TieredStopAtLevel=1}"
+CASSANDRA_JVM="${TGBRIDGE_DEV_CASSANDRA_JVM:--Xms1g -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20}"
 
 say() { printf 'services: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -94,7 +99,8 @@ start_kafka() {
   fi
   local attempt
   for attempt in 1 2; do
-    nohup java -Xms256m -Xmx768m -XX:+UseG1GC -XX:TieredStopAtLevel=1 \
+    # shellcheck disable=SC2086  # KAFKA_JVM is a list of options
+    nohup java $KAFKA_JVM \
       -Dlog4j2.configurationFile="$SRC/log4j2.properties" -Dtgbridge.home="$dir" \
       -cp "$dir/lib/*" kafka.Kafka "$dir/server.properties" >"$dir/kafka.log" 2>&1 &
     pid=$!
@@ -124,7 +130,8 @@ start_cassandra() {
            jdk.internal.module jdk.internal.util.jar sun.nio.ch java.io java.lang.reflect java.lang java.util java.nio; do
     opens+=("--add-opens=java.base/$m=ALL-UNNAMED")
   done
-  nohup java -Xms1g -Xmx1g -XX:+UseG1GC -Xss512k \
+  # shellcheck disable=SC2086  # CASSANDRA_JVM is a list of options
+  nohup java $CASSANDRA_JVM -Xss512k \
     -javaagent:"$jamm" \
     --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED \
     --add-exports=java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED \

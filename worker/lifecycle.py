@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -37,6 +38,20 @@ def run_fast(main: Coroutine[Any, Any, T], switch_interval_ms: float | None = No
         sys.setswitchinterval(switch_interval_ms / 1000)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
+
+
+def freeze_startup_heap() -> int:
+    """Exempt everything built so far from the cyclic garbage collector; returns how many objects.
+
+    A started consumer holds some 80,000 long-lived objects (the driver's schema metadata,
+    prepared statements, pydantic and Kafka client state). Python's full collection walks all of
+    them every few seconds, 50-80 ms each time under load: every record in flight waits that
+    long. Frozen objects are never scanned again, so a full collection only walks what was
+    allocated since. Call once, after start-up, from the process's own event loop.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -1,12 +1,14 @@
-"""The consumer's event loop: uvloop, with the GIL switch interval the settings ask for."""
+"""The consumer's runtime: uvloop, the GIL switch interval the settings ask for, a frozen heap."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
+import weakref
 
 from config.settings import Settings
-from worker.lifecycle import run_fast
+from worker.lifecycle import freeze_startup_heap, run_fast
 
 
 async def _where_am_i() -> tuple[str, float]:
@@ -31,3 +33,21 @@ def test_without_an_interval_the_process_keeps_its_own() -> None:
 
 def test_the_consumer_default_is_shorter_than_pythons() -> None:
     assert Settings().worker.switch_interval_ms == 0.5
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cyclic collector frees it
+
+
+def test_a_frozen_heap_is_left_alone_and_later_garbage_still_collected() -> None:
+    before = _Node()
+    try:
+        frozen = freeze_startup_heap()
+        assert frozen > 0
+        assert not any(o is before for o in gc.get_objects())  # no collection walks it now
+        after = weakref.ref(_Node())
+        gc.collect()
+        assert after() is None
+    finally:
+        gc.unfreeze()
