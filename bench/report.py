@@ -72,6 +72,13 @@ def rows(figures: dict[str, Any]) -> list[Row]:
                 f"p50 {warm['p50_ms']:.1f} / p99 {warm['p99_ms']:.1f} / "
                 f"max {warm['max_ms']:.1f} ms (n={warm['count']})",
             ))
+        cpu = lat.get("cpu_cores")
+        if cpu:
+            # The tail follows how busy the two cores were, and how much the host took back.
+            out.append(Row(
+                "  (CPU cores busy meanwhile)",
+                ", ".join(f"{k} {v:.2f}" for k, v in cpu.items() if k != "other"),
+            ))
     if "webhook_latency" in figures:
         out.append(Row("Webhook request -> row", _latency_cell(figures["webhook_latency"])))
     if ingest:
