@@ -44,6 +44,9 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--quiet-wait", type=float, default=None,
                    help="before each phase, wait up to this many seconds for an idle machine "
                    "(default 300, quick 0)")
+    p.add_argument("--ingest-runs", type=int, default=None,
+                   help="ingests measured, each into an empty keyspace; the best counts "
+                   "(default 2, quick 1)")
     p.add_argument("--levels", default=None,
                    help="ceiling concurrency levels, comma-separated (default 16,64,128,256)")
     p.add_argument("--consumer-env", type=_env_pair, action="append", default=[],
@@ -76,6 +79,7 @@ def parse(argv: list[str] | None = None) -> Options:
         phases=phases,
         latency_share=a.latency_share,
         paced_rate=a.paced_rate,
+        ingest_runs=a.ingest_runs or (1 if quick else 2),
         quiet_wait_s=a.quiet_wait if a.quiet_wait is not None else (0.0 if quick else 300.0),
     )
 
