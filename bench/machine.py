@@ -43,7 +43,8 @@ def paxos_state_mib(state_dir: Path) -> float | None:
     """Size on disk of the local Cassandra's ``system.paxos`` table.
 
     Every lightweight transaction leaves Paxos state there for the table's ``gc_grace_seconds``
-    (a day for tgbridge's tables), whatever happens to the keyspace afterwards. Each flush
+    (three hours for the claimed tables since migration 0002; a day before), whatever happens to
+    the keyspace afterwards. Each flush
     compacts it again, so a large one takes CPU from every phase: earlier runs slow later ones.
     """
     tables = list((state_dir / "cassandra" / "data" / "data" / "system").glob("paxos-*"))

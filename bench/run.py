@@ -47,6 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 MIN_INGEST_S = 30.0
 
+#: Paxos state (MiB) above which the run warns that compacting it will disturb the phases.
+PAXOS_NOTE_MIB = 32.0
+
 log = logging.getLogger("bench")
 
 
@@ -139,6 +142,16 @@ async def execute(options: Options) -> Path:
     store = await Store.connect(StoreSettings(port=options.cassandra_port))
     keyspaces: list[str] = []
     facts = await machine.facts(store, ROOT)
+    paxos = facts.get("cassandra_paxos_state_mib_at_start")
+    if paxos is not None and paxos > PAXOS_NOTE_MIB:
+        note = (
+            f"Cassandra's system.paxos holds {paxos:.0f} MiB of earlier runs' Paxos state; each "
+            "flush compacts it whole (7-21 s of a core at 75 MiB), in any phase. It expires after "
+            "3 hours (a day for keyspaces migrated before 0002); `bash dev/services.sh reset` "
+            "clears it with all local data"
+        )
+        run.notes.append(note)
+        run.say(f"note: {note}")
     load_before = machine.load_average()
     services_before = run.services()
     failure: BaseException | None = None
