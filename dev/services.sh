@@ -8,7 +8,8 @@
 #   dev/services.sh reset                     stop, then delete all local data
 #
 # Ports: TGBRIDGE_DEV_KAFKA_PORT (9092), TGBRIDGE_DEV_CASSANDRA_PORT (9042); the controller and
-# storage ports are those plus one thousand-ish offsets below.
+# storage ports are those plus one thousand-ish offsets below. JVM options (heap, collector):
+# TGBRIDGE_DEV_KAFKA_JVM, TGBRIDGE_DEV_CASSANDRA_JVM.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
