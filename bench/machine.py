@@ -44,8 +44,8 @@ def paxos_state_mib(state_dir: Path) -> float | None:
 
     Every lightweight transaction leaves Paxos state there for the table's ``gc_grace_seconds``
     (three hours for the claimed tables since migration 0002; a day before), whatever happens to
-    the keyspace afterwards. Each flush
-    compacts it again, so a large one takes CPU from every phase: earlier runs slow later ones.
+    the keyspace afterwards. Each flush compacts it again, so a large one takes CPU from every
+    phase: earlier runs slow later ones.
     """
     tables = list((state_dir / "cassandra" / "data" / "data" / "system").glob("paxos-*"))
     if not tables:
