@@ -33,8 +33,9 @@ LABEL org.opencontainers.image.title="tgbridge" \
       org.opencontainers.image.description="Every message a Telegram bot sees, stored exactly once in ScyllaDB, through Kafka."
 
 # MALLOC_ARENA_MAX=2: glibc's per-thread malloc arenas (the CQL driver's I/O thread, uvloop's
-# pool) held on to freed memory; with two arenas a 20-minute consumer soak stayed flat
-# (0.3 MiB/h against 13.2 MiB/h, BENCHMARKS.md).
+# pool) held on to freed memory; with two arenas 10- and 20-minute consumer soaks stayed flat
+# (0.0-0.3 MiB/h against 13.2-16.6 MiB/h), and a 45-minute one rose 3 MiB in two steps after
+# 20 flat minutes (BENCHMARKS.md).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -55,7 +55,12 @@ def rows(figures: dict[str, Any]) -> list[Row]:
     if ingest and ceiling:
         ratio = ingest["messages_per_s"] / ceiling["best"]["messages_per_s"]
         met = ratio >= TARGET_RATIO
-        out.append(Row("Ingest / ceiling", f"{ratio:.3f}", f">= {TARGET_RATIO}", met))
+        value = f"{ratio:.3f}"
+        runs = ingest.get("runs_msg_per_s") or []
+        if len(runs) > 1:
+            # What one ingest alone would have given (the runner's rule before round 4).
+            value += f" (first ingest alone: {runs[0] / ceiling['best']['messages_per_s']:.3f})"
+        out.append(Row("Ingest / ceiling", value, f">= {TARGET_RATIO}", met))
     if replay:
         out.append(Row("Replay (all duplicates)", f"{replay['messages_per_s']:.0f} msg/s"))
         if ingest:
