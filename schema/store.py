@@ -216,7 +216,14 @@ class Store:
         ``idempotent`` statements are retried on transient errors; writes use the write
         consistency level, reads the read level. The breaker refuses calls while open.
         """
-        stmt = await self.prepare(cql)
+        try:
+            stmt = await self.prepare(cql)
+        except TRANSIENT_ERRORS as exc:
+            # A statement first used while the store is down must pause the caller like any
+            # other unavailability, not surface as a raw driver error (a dead letter).
+            raise StoreUnavailableError(
+                f"store request failed: {type(exc).__name__}: {exc}"
+            ) from exc
         bound = stmt.bind(params)
         bound.consistency_level = self._write_cl if write else self._read_cl
         bound.serial_consistency_level = self._serial_cl

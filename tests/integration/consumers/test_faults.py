@@ -19,7 +19,8 @@ from support.stack import KAFKA, process_env
 
 from config.settings import Settings
 from consumers.app import consumer_parts, consumer_readiness
-from schema.store import Store
+from schema.breaker import BreakerOpenError
+from schema.store import Store, StoreUnavailableError
 from worker.demo.traffic import generate
 from worker.http import start_ops_server
 from worker.metrics import Metrics
@@ -102,6 +103,14 @@ async def _true(value: bool) -> bool:
     return value
 
 
+async def _answers(store: Store) -> bool:
+    try:
+        await store.execute("SELECT release_version FROM system.local", idempotent=True)
+    except (StoreUnavailableError, BreakerOpenError):
+        return False
+    return True
+
+
 async def test_store_stopped_mid_ingest_loses_nothing_and_dead_letters_nothing(
     fast_breaker: Settings, produce: Any
 ) -> None:
@@ -146,6 +155,8 @@ async def test_store_stopped_mid_ingest_loses_nothing_and_dead_letters_nothing(
             stop.set()
             await task
         assert metrics.dead_lettered._metrics == {}
+        # The test's own session saw the store go down too; it reconnects on its own schedule.
+        await wait_until(lambda: _answers(s), 60, "the test's session to reconnect")
         assert_one_row_per_message(await stored_rows(s, settings.store.keyspace), updates)
     finally:
         await s.execute(f"DROP KEYSPACE IF EXISTS {settings.store.keyspace}", idempotent=True)

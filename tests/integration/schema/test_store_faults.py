@@ -34,6 +34,11 @@ async def test_retries_then_breaker_opens_while_down_and_closes_when_back(
         await store.execute(PROBE, idempotent=True)
         services("stop", "cassandra")
         try:
+            # A statement never prepared before fails as unavailable too, not as a driver error.
+            with pytest.raises(StoreUnavailableError):
+                await store.execute(
+                    "SELECT cluster_name FROM system.local", idempotent=True, kind="unprepared"
+                )
             # An idempotent statement is tried 3 times, a non-idempotent one once.
             with pytest.raises(StoreUnavailableError):
                 await store.execute(PROBE, idempotent=True, kind="idem")
