@@ -79,6 +79,14 @@ def rows(figures: dict[str, Any]) -> list[Row]:
                 f"p50 {warm['p50_ms']:.1f} / p99 {warm['p99_ms']:.1f} / "
                 f"max {warm['max_ms']:.1f} ms (n={warm['count']})",
             ))
+        delay = lat.get("kafka_delay_histogram")
+        if delay and delay.get("observations"):
+            # The part before the consumer starts on a record: publishing, the broker, fetching.
+            out.append(Row(
+                "  (record -> consumer starts on it, whole phase)",
+                f"p50 in {delay['p50_bucket']} / p99 in {delay['p99_bucket']}, "
+                f"{delay['share_within_50ms']:.1%} within 50 ms",
+            ))
         cpu = lat.get("cpu_cores")
         if cpu:
             # The tail follows how busy the two cores were, and how much the host took back.

@@ -206,11 +206,13 @@ class ConsumerLoop:
         """Start every record of the batch; synchronous, so a rebalance sees all or none."""
         assigned = self.consumer.assignment()
         self.metrics.batch_size.observe(sum(len(recs) for recs in batch.values()))
+        now_ms = time.time() * 1000
         for tp, records in batch.items():
             if tp not in assigned:
                 continue  # revoked while the batch was on its way; its new owner reads it
             entries = self._entries.setdefault(tp, deque())
             for record, decoded in self._decode_all(records):
+                self.metrics.kafka_delay.observe(max(0.0, now_ms - record.timestamp) / 1000)
                 entry = _Entry(record.offset, len(record.value or b""), BatchStats(records=1))
                 entries.append(entry)
                 if isinstance(decoded, NoMessage):

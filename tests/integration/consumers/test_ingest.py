@@ -70,6 +70,8 @@ async def test_varied_updates_become_exactly_one_row_per_message(
     assert stats.new + stats.edits + stats.duplicates == len(updates)
     scraped = await scrape(metrics)
     assert scraped["tgbridge_records_consumed_total"] == len(updates)
+    # Every record's time in Kafka is observed once, so a dashboard can split the latency.
+    assert scraped["tgbridge_kafka_delay_seconds_count"] == len(updates)
     assert scraped["tgbridge_messages_written_total"] == len(expected)
     assert scraped["tgbridge_edits_applied_total"] == stats.edits
     assert scraped["tgbridge_duplicates_skipped_total"] == stats.duplicates
