@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
@@ -81,7 +82,8 @@ async def test_two_replicas_racing_through_a_rebalance_with_every_update_twice(
     # whatever the speed of the pipeline: before B joins, while it joins, after A left.
     await publish(chunks[0])
     stop_a, stop_b = asyncio.Event(), asyncio.Event()
-    async with consumer_parts(settings, Metrics()) as a:
+    async with contextlib.AsyncExitStack() as replica_a:
+        a = await replica_a.enter_async_context(consumer_parts(settings, Metrics()))
         task_a = asyncio.create_task(a.loop.run(stop_a))
         await wait_until(lambda: _true(a.loop.stats.records > 300), 60, "replica A to start")
         async with consumer_parts(settings, Metrics()) as b:  # joining forces a rebalance
@@ -91,8 +93,13 @@ async def test_two_replicas_racing_through_a_rebalance_with_every_update_twice(
                 lambda: _true(b.loop.stats.records > 200), 60, "replica B to take over"
             )
             await publish(chunks[2])
-            stop_a.set()  # A leaves mid-stream: a second rebalance
+            # A leaves mid-stream, as a stopped replica does: its loop finishes what is in
+            # flight, then its consumer leaves the group (a second rebalance) and B takes over
+            # A's partitions from A's committed offsets. (Until A's consumer stops, A keeps its
+            # partitions: a stopped loop alone would strand whatever A had not fetched yet.)
+            stop_a.set()
             await task_a
+            await replica_a.aclose()
             await wait_until(lambda: committed_all(settings), 120, "every offset committed")
             stop_b.set()
             await task_b
