@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
+
+# Property tests assert properties, never speed: on a shared CI host any single example can be
+# descheduled for longer than Hypothesis's default 200 ms deadline (a snowflake example took
+# 282 ms once and failed a fresh clone's run), so no test here has a deadline.
+settings.register_profile("tgbridge", deadline=None)
+settings.load_profile("tgbridge")
 
 
 @pytest.fixture(autouse=True)
