@@ -152,7 +152,7 @@ async def kafka_to_row(
         histogram=histogram_view(
             HistogramDelta.between(before, after, "tgbridge_e2e_from_kafka_seconds")
         ),
-        # Record time -> the consumer starting on it: the part of the figure that is Kafka's.
+        # Record time -> the consumer starting on it: Kafka's part, and the wait for its loop.
         kafka_delay=histogram_view(
             HistogramDelta.between(before, after, "tgbridge_kafka_delay_seconds")
         ),

@@ -81,7 +81,7 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             ))
         delay = lat.get("kafka_delay_histogram")
         if delay and delay.get("observations"):
-            # The part before the consumer starts on a record: publishing, the broker, fetching.
+            # Before the consumer starts on a record: publishing, the broker, fetching, its loop.
             out.append(Row(
                 "  (record -> consumer starts on it, whole phase)",
                 f"p50 in {delay['p50_bucket']} / p99 in {delay['p99_bucket']}, "
