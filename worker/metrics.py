@@ -130,7 +130,8 @@ class Metrics:
         self.kafka_delay = Histogram(
             "tgbridge_kafka_delay_seconds",
             "From the Kafka record's timestamp to the consumer starting on it (publishing, the "
-            "broker and fetching; the rest of the end-to-end time is the consumer and the store).",
+            "broker, fetching and the wait for the consumer's event loop; the rest of the "
+            "end-to-end time is the statements).",
             buckets=_KAFKA_DELAY_BUCKETS,
             registry=r,
         )
