@@ -51,6 +51,13 @@ class ReceiveMode(StrEnum):
     WEBHOOK = "webhook"
 
 
+class StoreIO(StrEnum):
+    #: The driver's sockets on the process's own asyncio loop (``schema/reactor.py``).
+    EVENT_LOOP = "event_loop"
+    #: The driver's own libev I/O thread (always used with TLS).
+    DRIVER_THREAD = "driver_thread"
+
+
 class LogFormat(StrEnum):
     AUTO = "auto"
     JSON = "json"
@@ -141,6 +148,9 @@ class StoreSettings(BaseModel):
     breaker_failures: int = Field(5, ge=1)
     breaker_reset_s: float = Field(30.0, gt=0)
     prepared_cache_size: int = Field(1000, ge=10)
+    #: Where the CQL driver's socket I/O runs: on the process's event loop (no thread hand-over
+    #: per request and answer), or on the driver's own I/O thread. TLS always uses the latter.
+    io: StoreIO = StoreIO.EVENT_LOOP
 
     _split_points = field_validator("contact_points", mode="before")(_split_csv)
 

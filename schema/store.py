@@ -1,8 +1,10 @@
 """The one CQL session of a process, made safe to use from asyncio.
 
-Statements are prepared once and kept in a bounded LRU; driver futures complete on the driver's
-own threads and are handed to the event loop with ``call_soon_threadsafe``; idempotent statements
-are retried with full-jitter backoff; a circuit breaker refuses calls while the store is down.
+Statements are prepared once and kept in a bounded LRU. The driver's sockets run on the
+caller's event loop (``schema/reactor.py``), so an answer completes its future on the loop's own
+thread; with the driver's I/O thread instead (TLS, or ``TGBRIDGE_STORE__IO=driver_thread``) it is
+handed over with ``call_soon_threadsafe``. Idempotent statements are retried with full-jitter
+backoff; a circuit breaker refuses calls while the store is down.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -48,8 +51,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from config.settings import StoreSettings
+from config.settings import StoreIO, StoreSettings
 from schema.breaker import BreakerOpenError, BreakerState, CircuitBreaker
+from schema.reactor import loop_connection_class
 from worker.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -147,7 +151,11 @@ class Store:
             ssl_context = ssl.create_default_context(
                 cafile=str(settings.tls_cafile) if settings.tls_cafile else None
             )
+        io: dict[str, Any] = {}
+        if settings.io is StoreIO.EVENT_LOOP and ssl_context is None:
+            io["connection_class"] = loop_connection_class(asyncio.get_running_loop())
         cluster = Cluster(
+            **io,
             contact_points=settings.contact_points,
             port=settings.port,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
@@ -274,6 +282,7 @@ class Store:
 
     def _run(self, bound: Any) -> asyncio.Future[list[Any]]:
         loop = asyncio.get_running_loop()
+        here = threading.get_ident()
         result: asyncio.Future[list[Any]] = loop.create_future()
         response: ResponseFuture = self.session.execute_async(bound)
 
@@ -285,9 +294,19 @@ class Store:
             if not result.done():
                 result.set_exception(exc)
 
+        # On the loop's thread (the answer was read by the loop itself) the future completes
+        # at once; from the driver's threads it is handed over.
         response.add_callbacks(
-            lambda rows: loop.call_soon_threadsafe(done, rows),
-            lambda exc: loop.call_soon_threadsafe(failed, exc),
+            lambda rows: (
+                done(rows)
+                if threading.get_ident() == here
+                else loop.call_soon_threadsafe(done, rows)
+            ),
+            lambda exc: (
+                failed(exc)
+                if threading.get_ident() == here
+                else loop.call_soon_threadsafe(failed, exc)
+            ),
         )
         return result
 
