@@ -28,11 +28,13 @@ T = TypeVar("T")
 def run_fast(main: Coroutine[Any, Any, T], switch_interval_ms: float | None = None) -> T:
     """Run ``main`` on uvloop, optionally with a shorter GIL switch interval.
 
-    The CQL driver reads answers on its own I/O thread and hands each one to the event loop; both
-    threads share the GIL, and a thread that wants it waits up to the switch interval (Python's
-    default is 5 ms) for the other to let go. Under load every statement pays that wait on its
-    way in and out, so the consumer sets it shorter (``TGBRIDGE_WORKER__SWITCH_INTERVAL_MS``).
-    uvloop makes the loop's own wake-ups (one per answer handed over) cheaper.
+    With ``TGBRIDGE_STORE__IO=driver_thread`` (and with TLS) the CQL driver reads answers on its
+    own I/O thread and hands each one to the event loop; both threads share the GIL, and a thread
+    that wants it waits up to the switch interval (Python's default is 5 ms) for the other to let
+    go. Under load every statement paid that wait on its way in and out, so the consumer sets it
+    shorter (``TGBRIDGE_WORKER__SWITCH_INTERVAL_MS``). With the default ``event_loop`` I/O the
+    statements stay on the loop's thread, and only the driver's background threads (heartbeats,
+    metadata) still take the GIL now and then. uvloop makes the loop's wake-ups cheaper.
     """
     if switch_interval_ms is not None:
         sys.setswitchinterval(switch_interval_ms / 1000)
