@@ -294,20 +294,18 @@ class Store:
             if not result.done():
                 result.set_exception(exc)
 
-        # On the loop's thread (the answer was read by the loop itself) the future completes
-        # at once; from the driver's threads it is handed over.
-        response.add_callbacks(
-            lambda rows: (
-                done(rows)
-                if threading.get_ident() == here
-                else loop.call_soon_threadsafe(done, rows)
-            ),
-            lambda exc: (
-                failed(exc)
-                if threading.get_ident() == here
-                else loop.call_soon_threadsafe(failed, exc)
-            ),
-        )
+        def on_loop(complete: Callable[[Any], None]) -> Callable[[Any], None]:
+            # On the loop's thread (the loop read the answer itself) the future completes at
+            # once; from the driver's threads it is handed over.
+            def deliver(value: Any) -> None:
+                if threading.get_ident() == here:
+                    complete(value)
+                else:
+                    loop.call_soon_threadsafe(complete, value)
+
+            return deliver
+
+        response.add_callbacks(on_loop(done), on_loop(failed))
         return result
 
     def _breaker_changed(self, state: BreakerState) -> None:
