@@ -249,6 +249,9 @@ class WorkerSettings(BaseModel):
     #: The consumer's GIL switch interval: how long the CQL driver's I/O thread may wait for the
     #: event loop's thread to let go of the GIL (Python's default is 5 ms).
     switch_interval_ms: float = Field(0.5, gt=0, le=100)
+    #: Records younger than this (by their Kafka timestamp) are live traffic: a new message whose
+    #: key needs no claim is written without its dedupe read. 0 reads first always.
+    live_window_s: float = Field(30.0, ge=0, le=3600)
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 

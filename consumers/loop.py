@@ -414,12 +414,14 @@ class ConsumerLoop:
             stats.deletions += await self.writer.delete(decoded, at_ms)
             self.metrics.deletions_applied.inc(len(decoded.identities))
             return
-        outcome = await self.writer.store(decoded)
+        # A record written moments ago is almost surely new: it may skip its dedupe read.
+        live = time.time() * 1000 - record.timestamp < self.settings.live_window_s * 1000
+        outcome = await self.writer.store(decoded, live=live)
         if outcome is Outcome.DUPLICATE:
             stats.duplicates += 1
             self.metrics.duplicates_skipped.inc()
             return
-        if outcome is Outcome.NEW:
+        if outcome is Outcome.NEW or outcome is Outcome.WRITTEN:
             stats.new += 1
             self.metrics.messages_written.inc()
         else:

@@ -2,7 +2,8 @@
 
 A replay runs in its own consumer group by default, so the live consumers are untouched, and
 stops at the end offsets it saw when it started. Writes are idempotent, so replaying what is
-already stored changes nothing and reports it as duplicates.
+already stored changes nothing and reports it as duplicates: a replay reads every message's
+mapping first, however recent its record (no live window).
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ async def replay(
 ) -> BatchStats:
     stop = stop or asyncio.Event()
     metrics = Metrics()
+    worker = settings.worker.model_copy(update={"live_window_s": 0.0})
+    settings = settings.model_copy(update={"worker": worker})
     async with consumer_parts(settings, metrics, group_id=group_id, subscribe=False) as parts:
         plan = await plan_replay(parts.consumer, settings.kafka, from_time, to_time)
         parts.loop.progress.update(plan.start)

@@ -99,13 +99,24 @@ async def test_replay_changes_nothing_and_rebuilds_the_same_keys(
     rows = await stored_rows(store, settings.store.keyspace)
     before = checksum(rows)
 
-    # The whole topic again, from offset 0, into the same keyspace: nothing changes.
-    stats = await consume(settings, len(updates), group_id=unique("replay"))
+    # The whole topic again, from offset 0, into the same keyspace, as a backfill does it
+    # (every mapping read first, however recent the record): nothing is written, nothing changes.
+    backfill = make_settings(worker__live_window_s=0.0)
+    stats = await consume(backfill, len(updates), group_id=unique("replay"))
     assert stats.new == 0
+    assert stats.duplicates + stats.edits == len(updates)
     assert checksum(await stored_rows(store, settings.store.keyspace)) == before
 
-    # And into an empty keyspace: the same messages under the same keys in the same buckets.
-    fresh = make_settings(store__keyspace=unique("t"))
+    # And as live traffic (the records are seconds old): a supergroup's message skips its read
+    # and its row is written again, with the cells it has, so still nothing changes, and an
+    # edit stored since is not undone by its original.
+    stats = await consume(settings, len(updates), group_id=unique("again"))
+    assert stats.new > 0
+    assert checksum(await stored_rows(store, settings.store.keyspace)) == before
+
+    # And into an empty keyspace as a backfill, while the first pass ran as live traffic: the
+    # same messages under the same keys in the same buckets.
+    fresh = make_settings(store__keyspace=unique("t"), worker__live_window_s=0.0)
     other = await Store.connect(fresh.store)
     try:
         await migrate(other, fresh.store)
