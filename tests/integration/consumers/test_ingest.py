@@ -97,6 +97,8 @@ async def test_replay_changes_nothing_and_rebuilds_the_same_keys(
         await produce(raw, key=chat_key(raw), bot_id=BOT)
     await consume(settings, len(updates))
     rows = await stored_rows(store, settings.store.keyspace)
+    got = {(r.chat_id, r.telegram_scope, r.telegram_message_id): r.content for r in rows}
+    assert got == expected_texts(updates, BOT)  # each message once, its newest edit shown
     before = checksum(rows)
 
     # The whole topic again, from offset 0, into the same keyspace, as a backfill does it
