@@ -118,11 +118,7 @@ class MessageWriter:
         bucket = bucket_of_message(m)
         # The key claim, the reply target's lookup and the chat and bucket notes do not depend
         # on each other: they run together, and only the claim and the lookup gate the row.
-        side = []
-        if self._chats.get(m.chat.chat_id) != _chat_meta(m):
-            side.append(self._note_chat(m))
-        if self._buckets.get((channel_id, bucket)) is None:
-            side.append(self._note_bucket(channel_id, bucket))
+        side = self._notes(m, channel_id, bucket)
         claim = self._claim(ident, channel_id, bucket, m)
         if side or m.reply_to_telegram_id is not None:
             message_id, reply_to, *_ = await _all(claim, self._reply_key(m), *side)
@@ -151,11 +147,7 @@ class MessageWriter:
         """
         ident = m.identity
         bucket = bucket_of_message(m)
-        side = []
-        if self._chats.get(m.chat.chat_id) != _chat_meta(m):
-            side.append(self._note_chat(m))
-        if self._buckets.get((channel_id, bucket)) is None:
-            side.append(self._note_bucket(channel_id, bucket))
+        side = self._notes(m, channel_id, bucket)
         message_id = message_key(ident, m.sent_at)
         row = self._write_row(m, channel_id, bucket, message_id, None)
         if side:
@@ -245,6 +237,15 @@ class MessageWriter:
             if await self.tables.claim_key(channel_id, bucket, candidate, me) == me:
                 return candidate
         raise KeySpaceExhaustedError(f"no free message key after {MAX_PROBES} probes")
+
+    def _notes(self, m: DecodedMessage, channel_id: int, bucket: int) -> list[Awaitable[None]]:
+        """The chat and bucket notes this process has not written yet (not yet awaited)."""
+        side: list[Awaitable[None]] = []
+        if self._chats.get(m.chat.chat_id) != _chat_meta(m):
+            side.append(self._note_chat(m))
+        if self._buckets.get((channel_id, bucket)) is None:
+            side.append(self._note_bucket(channel_id, bucket))
+        return side
 
     async def _note_chat(self, m: DecodedMessage) -> None:
         c = m.chat
