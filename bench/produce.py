@@ -29,8 +29,12 @@ def _producer(kafka: KafkaSettings, linger_ms: int) -> AIOKafkaProducer:
     )
 
 
-async def prefill(kafka: KafkaSettings, stream: Iterable[Update]) -> int:
-    """Create ``kafka.topic`` and publish every update of ``stream``; returns how many."""
+async def prefill(kafka: KafkaSettings, stream: Iterable[Update], age_s: float = 0.0) -> int:
+    """Create ``kafka.topic`` and publish every update of ``stream``; returns how many.
+
+    Each record is stamped (Kafka timestamp and ``received_at``) ``age_s`` seconds in the past,
+    as a backlog's records would be.
+    """
     await ensure_topics(kafka, kafka.topic, kafka.dlq_topic)
     producer = _producer(kafka, linger_ms=20)
     await producer.start()
@@ -38,7 +42,7 @@ async def prefill(kafka: KafkaSettings, stream: Iterable[Update]) -> int:
     try:
         pending: list[asyncio.Future[object]] = []
         for u in stream:
-            now_ms = int(time.time() * 1000)
+            now_ms = int((time.time() - age_s) * 1000)
             pending.append(
                 await producer.send(
                     kafka.topic, u.raw, key=u.key, headers=headers(now_ms), timestamp_ms=now_ms

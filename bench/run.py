@@ -14,7 +14,6 @@ the end unless asked to keep them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -47,6 +46,10 @@ from worker.lifecycle import run_fast
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 MIN_INGEST_S = 30.0
+#: How old the pre-filled records are stamped (seconds): a backlog, as after an outage. It is
+#: older than any live window the consumer accepts (``TGBRIDGE_WORKER__LIVE_WINDOW_S`` <= 3600),
+#: so the ingest and the replay read every message's mapping first, as the ceiling does.
+BACKLOG_AGE_S = 7200.0
 
 #: Paxos state (MiB) above which the run warns that compacting it will disturb the phases.
 PAXOS_NOTE_MIB = 32.0
@@ -85,8 +88,6 @@ class Run:
     run_id: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%d_%H%M%S"))
     figures: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    #: When the pre-fill finished (``time.monotonic()``).
-    prefilled_at: float = 0.0
 
     @property
     def workdir(self) -> Path:
@@ -210,8 +211,7 @@ async def _prefilled(run: Run, keyspaces: list[str]) -> list[bytes]:
     run.say(f"pre-filling {run.kafka.topic} with {o.messages} updates")
     stream = list(updates(o.messages, epoch=0))
     started = time.perf_counter()
-    await prefill(run.kafka, stream)
-    run.prefilled_at = time.monotonic()
+    await prefill(run.kafka, stream, age_s=BACKLOG_AGE_S)
     run.figures["prefill"] = {
         "records": len(stream),
         "edits": sum(u.is_edit for u in stream),
@@ -235,7 +235,6 @@ async def _phases(run: Run, store: Store, keyspaces: list[str]) -> None:
     else:
         run.figures["warm_up"] = await _warm_up(run, store, raws, keyspaces)
 
-    await _until_backlog(run)
     await run.quiet("ingest")
     run.say("ingest: one consumer process, empty keyspace, to the last offset committed")
     ingest = await drain(
@@ -308,26 +307,6 @@ async def _phases(run: Run, store: Store, keyspaces: list[str]) -> None:
         run.figures["paced_consumer_peak_rss_mib"] = consumer.peak_rss_mib()
     finally:
         await consumer.stop()
-
-
-def live_window_s(consumer_env: dict[str, str]) -> float:
-    """The consumer's live window: records younger than this may skip their dedupe read."""
-    value = consumer_env.get("TGBRIDGE_WORKER__LIVE_WINDOW_S")
-    return float(value) if value is not None else WorkerSettings().live_window_s
-
-
-async def _until_backlog(run: Run) -> None:
-    """Wait until every pre-filled record is older than the consumer's live window.
-
-    The ingest measures a backlog, and the ceiling drives the statements a backlog costs (every
-    message's mapping read first). A record younger than the window could skip its read in the
-    consumer; after a full ceiling the records are minutes old, but after the short warm-up
-    they may not be.
-    """
-    wait = live_window_s(run.options.consumer_env) - (time.monotonic() - run.prefilled_at)
-    if wait > 0:
-        run.say(f"waiting {wait:.0f} s until the pre-filled records are a backlog")
-        await asyncio.sleep(wait + 1)
 
 
 async def _more_ingests(run: Run, first: DrainResult, keyspaces: list[str]) -> DrainResult:
@@ -433,7 +412,6 @@ async def _profile_only(run: Run, store: Store, keyspaces: list[str]) -> None:
         sampler = Sampler(consumer.pid, output)
         await sampler.start()
 
-    await _until_backlog(run)
     await run.quiet("ingest")
     run.say("profile: ingest with py-spy attached")
     try:

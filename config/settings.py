@@ -251,7 +251,7 @@ class WorkerSettings(BaseModel):
     switch_interval_ms: float = Field(0.5, gt=0, le=100)
     #: Records younger than this (by their Kafka timestamp) are live traffic: a new message whose
     #: key needs no claim is written without its dedupe read. 0 reads first always.
-    live_window_s: float = Field(30.0, ge=0, le=3600)
+    live_window_s: float = Field(300.0, ge=0, le=3600)
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
