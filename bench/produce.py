@@ -42,10 +42,10 @@ async def prefill(kafka: KafkaSettings, stream: Iterable[Update], age_s: float =
     try:
         pending: list[asyncio.Future[object]] = []
         for u in stream:
-            now_ms = int((time.time() - age_s) * 1000)
+            stamp_ms = int((time.time() - age_s) * 1000)
             pending.append(
                 await producer.send(
-                    kafka.topic, u.raw, key=u.key, headers=headers(now_ms), timestamp_ms=now_ms
+                    kafka.topic, u.raw, key=u.key, headers=headers(stamp_ms), timestamp_ms=stamp_ms
                 )
             )
             sent += 1
