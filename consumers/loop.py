@@ -85,6 +85,13 @@ class _Entry:
     done: bool = False
 
 
+def is_live(record_ms: float, now_ms: float, window_s: float) -> bool:
+    """Whether a record is live traffic: written moments ago, so almost surely a new message
+    that may skip its dedupe read. A window of 0 means never, even for a record stamped in the
+    future by a producer whose clock runs ahead."""
+    return window_s > 0 and now_ms - record_ms < window_s * 1000
+
+
 def _header(record: Any, name: str) -> bytes | None:
     for key, value in record.headers or ():
         if key == name:
@@ -414,8 +421,7 @@ class ConsumerLoop:
             stats.deletions += await self.writer.delete(decoded, at_ms)
             self.metrics.deletions_applied.inc(len(decoded.identities))
             return
-        # A record written moments ago is almost surely new: it may skip its dedupe read.
-        live = time.time() * 1000 - record.timestamp < self.settings.live_window_s * 1000
+        live = is_live(record.timestamp, time.time() * 1000, self.settings.live_window_s)
         outcome = await self.writer.store(decoded, live=live)
         if outcome is Outcome.DUPLICATE:
             stats.duplicates += 1
