@@ -126,6 +126,10 @@ class LoopConnection(Connection):  # type: ignore[misc]
             # The driver waits for a new connection to be ready; on the loop's own thread that
             # wait would stop the loop that makes it ready.
             raise RuntimeError("a store connection cannot be opened on its event loop's thread")
+        if self._loop.is_closed():
+            # A store that outlived its loop (never closed) keeps reconnecting from the driver's
+            # threads: refuse before a socket is opened, so none is left behind.
+            raise ConnectionShutdown("the store's event loop is closed")
         Connection.__init__(self, *args, **kwargs)
         if self.ssl_context is not None:
             raise RuntimeError("TLS store connections use the driver's own I/O thread")
@@ -134,7 +138,9 @@ class LoopConnection(Connection):  # type: ignore[misc]
         self._pending: list[bytes] = []
         self._connect_socket()  # a blocking connect, on the driver's thread
         self._socket.setblocking(False)
-        if not _soon(self._loop, self._open):
+        if not _soon(self._loop, self._open):  # the loop closed while this one connected
+            with contextlib.suppress(OSError):
+                self._socket.close()
             raise ConnectionShutdown("the store's event loop is closed")
         self._send_options_message()
 

@@ -86,11 +86,13 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
     """A store connection with this test's keyspace migrated; the keyspace is dropped after."""
     s = await Store.connect(settings.store)
     await migrate(s, settings.store)
-    yield s
-    await s.execute(
-        f"DROP KEYSPACE IF EXISTS {settings.store.keyspace}", idempotent=True, kind="ddl"
-    )
-    await s.close()
+    try:
+        yield s
+        await s.execute(
+            f"DROP KEYSPACE IF EXISTS {settings.store.keyspace}", idempotent=True, kind="ddl"
+        )
+    finally:
+        await s.close()  # even when the drop fails, so no session outlives the test's loop
 
 
 @pytest.fixture
