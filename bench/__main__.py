@@ -50,7 +50,9 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--levels", default=None,
                    help="ceiling concurrency levels, comma-separated (default 16,64,128,256)")
     p.add_argument("--consumer-env", type=_env_pair, action="append", default=[],
-                   metavar="TGBRIDGE_NAME=value", help="extra setting for the consumer process")
+                   metavar="TGBRIDGE_NAME=value",
+                   help="extra setting for the consumer process (TGBRIDGE_STORE__* ones also for "
+                   "the runner's own store, so the ceiling uses the same client path)")
     p.add_argument("--phases", default=",".join(PHASES),
                    help="phases after pre-fill and ingest, comma-separated (default: all of "
                    f"{','.join(PHASES)})")

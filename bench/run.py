@@ -143,7 +143,7 @@ async def execute(options: Options) -> Path:
     """Run the phases; the results file is written even when a phase fails (then marked so)."""
     run = Run(options)
     run.workdir.mkdir(parents=True, exist_ok=True)
-    store = await Store.connect(StoreSettings(port=options.cassandra_port))
+    store = await Store.connect(_runner_store_settings(options))
     keyspaces: list[str] = []
     facts = await machine.facts(store, ROOT)
     paxos = facts.get("cassandra_paxos_state_mib_at_start")
@@ -470,6 +470,18 @@ def _options_json(o: Options) -> dict[str, Any]:
     }
 
 
+def _runner_store_settings(options: Options) -> StoreSettings:
+    """The runner's own store (the ceiling, read-backs): the consumer's store overrides apply to
+    it too, so the ceiling drives its statements through the same client path as the consumer."""
+    prefix = "TGBRIDGE_STORE__"
+    same = {
+        k.removeprefix(prefix).lower(): v
+        for k, v in options.consumer_env.items()
+        if k.startswith(prefix)
+    }
+    return StoreSettings(**{**same, "port": options.cassandra_port})
+
+
 def _consumer_settings(overrides: dict[str, str]) -> dict[str, Any]:
     """The consumer's defaults that shape throughput; ``overrides`` were set on top of them."""
     worker = WorkerSettings().model_dump(
@@ -479,7 +491,9 @@ def _consumer_settings(overrides: dict[str, str]) -> dict[str, Any]:
         }
     )
     store = StoreSettings().model_dump(
-        include={"write_consistency", "read_consistency", "serial_consistency"}
+        include={
+            "write_consistency", "read_consistency", "serial_consistency", "io", "lean_requests"
+        }
     )
     return {
         "worker": worker,

@@ -151,6 +151,10 @@ class StoreSettings(BaseModel):
     #: Where the CQL driver's socket I/O runs: on the process's event loop (no thread hand-over
     #: per request and answer), or on the driver's own I/O thread. TLS always uses the latter.
     io: StoreIO = StoreIO.EVENT_LOOP
+    #: With ``io=event_loop``: send reads and writes on the pooled connections directly
+    #: (``schema/lean.py``) instead of through ``Session.execute_async``; anything that needs a
+    #: retry elsewhere or a re-prepare still goes through the driver. False: always the driver.
+    lean_requests: bool = True
 
     _split_points = field_validator("contact_points", mode="before")(_split_csv)
 

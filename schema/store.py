@@ -53,6 +53,7 @@ from tenacity import (
 
 from config.settings import StoreIO, StoreSettings
 from schema.breaker import BreakerOpenError, BreakerState, CircuitBreaker
+from schema.lean import LeanPath, is_dml
 from schema.reactor import loop_connection_class
 from worker.metrics import Metrics
 
@@ -124,6 +125,9 @@ class Store:
         self._write_cl = ConsistencyLevel.name_to_value[settings.write_consistency]
         self._read_cl = ConsistencyLevel.name_to_value[settings.read_consistency]
         self._serial_cl = ConsistencyLevel.name_to_value[settings.serial_consistency]
+        #: The short request path (``schema/lean.py``), with the thread of the loop it runs on.
+        self._lean: LeanPath | None = None
+        self._lean_thread = 0
 
     @classmethod
     async def connect(
@@ -179,7 +183,17 @@ class Store:
             raise StoreUnavailableError(
                 f"cannot connect to the store at {points}:{settings.port}: {type(exc).__name__}"
             ) from None
-        return cls(cluster, session, settings, metrics)
+        store = cls(cluster, session, settings, metrics)
+        if io and settings.lean_requests:
+            store._lean = LeanPath(
+                session,
+                asyncio.get_running_loop(),
+                settings.request_timeout_s,
+                profile.row_factory,
+                fallback=store._driver_run,
+            )
+            store._lean_thread = threading.get_ident()
+        return store
 
     async def close(self) -> None:
         await asyncio.to_thread(self.cluster.shutdown)
@@ -236,9 +250,10 @@ class Store:
         bound.consistency_level = self._write_cl if write else self._read_cl
         bound.serial_consistency_level = self._serial_cl
         bound.is_idempotent = idempotent
+        lean = is_dml(cql)
         try:
             # The first attempt runs without the retry machinery: it is the hot path.
-            return await self._once(bound, kind)
+            return await self._once(bound, kind, lean)
         except TRANSIENT_ERRORS as exc:
             if not idempotent or self.settings.retry_attempts < 2:
                 raise StoreUnavailableError(
@@ -255,18 +270,21 @@ class Store:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._once(bound, kind)
+                    return await self._once(bound, kind, lean)
         except TRANSIENT_ERRORS as exc:
             raise StoreUnavailableError(
                 f"store request failed: {type(exc).__name__}: {exc}"
             ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _once(self, bound: Any, kind: str) -> list[Any]:
+    async def _once(self, bound: Any, kind: str, lean: bool) -> list[Any]:
         self.breaker.before_call()
         started = time.perf_counter()
         try:
-            rows = await self._run(bound)
+            if lean and self._lean is not None and threading.get_ident() == self._lean_thread:
+                rows = await self._lean.execute(bound)
+            else:
+                rows = await self._driver_run(bound)
         except TRANSIENT_ERRORS:
             self.breaker.record_failure()
             if self.metrics:
@@ -280,7 +298,13 @@ class Store:
             observe(time.perf_counter() - started)
         return rows
 
-    def _run(self, bound: Any) -> asyncio.Future[list[Any]]:
+    @property
+    def lean(self) -> LeanPath | None:
+        """The short request path, when this store has one (event-loop I/O, no TLS)."""
+        return self._lean
+
+    def _driver_run(self, bound: Any) -> asyncio.Future[list[Any]]:
+        """``bound`` through ``Session.execute_async`` (its retries, re-preparing, plans)."""
         loop = asyncio.get_running_loop()
         here = threading.get_ident()
         result: asyncio.Future[list[Any]] = loop.create_future()

@@ -39,7 +39,8 @@ async def test_statements_round_trip_in_either_io_mode(make_settings: Any, io: S
 
 
 async def test_answers_complete_on_the_loops_own_thread(make_settings: Any) -> None:
-    settings = make_settings(store__keyspace="system")
+    # The driver's own request path (the short one never leaves the loop's thread at all).
+    settings = make_settings(store__keyspace="system", store__lean_requests=False)
     store = await Store.connect(settings.store)
     seen: list[int] = []
     original = store.session.execute_async
@@ -59,11 +60,15 @@ async def test_answers_complete_on_the_loops_own_thread(make_settings: Any) -> N
     assert seen == [threading.get_ident()] * 20
 
 
-async def test_a_request_timeout_fires_on_the_loop(make_settings: Any) -> None:
+@pytest.mark.parametrize("lean", [True, False], ids=["short-path", "driver-path"])
+async def test_a_request_timeout_fires_on_the_loop(make_settings: Any, lean: bool) -> None:
     # Far shorter than any answer can take: every attempt times out, and the caller is told
     # the store is unavailable rather than left waiting.
     settings = make_settings(
-        store__keyspace="system", store__request_timeout_s=0.0001, store__retry_max_s=0.01
+        store__keyspace="system",
+        store__request_timeout_s=0.0001,
+        store__retry_max_s=0.01,
+        store__lean_requests=lean,
     )
     store = await Store.connect(settings.store)
     try:
