@@ -3,8 +3,9 @@
 Statements are prepared once and kept in a bounded LRU. The driver's sockets run on the
 caller's event loop (``schema/reactor.py``), so an answer completes its future on the loop's own
 thread; with the driver's I/O thread instead (TLS, or ``TGBRIDGE_STORE__IO=driver_thread``) it is
-handed over with ``call_soon_threadsafe``. Idempotent statements are retried with full-jitter
-backoff; a circuit breaker refuses calls while the store is down.
+handed over with ``call_soon_threadsafe``. On the loop's connections, reads and writes skip
+``execute_async`` and go out on the short path of ``schema/lean.py``. Idempotent statements are
+retried with full-jitter backoff; a circuit breaker refuses calls while the store is down.
 """
 
 from __future__ import annotations
