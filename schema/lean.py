@@ -94,6 +94,8 @@ class LeanPath:
         profile = session.cluster.profile_manager.default
         self._plan = profile.load_balancing_policy.make_query_plan
         self._fetch_size = session.default_fetch_size
+        # As the driver does: a client-side write timestamp per statement, unless turned off.
+        self._stamp = session.cluster.timestamp_generator if session.use_client_timestamp else None
         #: Statements sent here, and those handed to the driver's path; for tests and metrics.
         self.sent = 0
         self.handed_over = 0
@@ -136,7 +138,7 @@ class LeanPath:
             bound.serial_consistency_level,
             self._fetch_size,
             None,
-            None,
+            self._stamp() if self._stamp is not None else None,
             skip_meta=bool(metadata) and metadata_id is not None,
             result_metadata_id=metadata_id,
         )
@@ -182,7 +184,8 @@ class LeanPath:
                 conn.orphaned_request_ids.add(stream)
                 if len(conn.orphaned_request_ids) >= conn.orphaned_threshold:
                     conn.orphaned_threshold_reached = True
-            pool.return_connection(conn, stream_was_orphaned=True)
+            if not pool.is_shutdown:
+                pool.return_connection(conn, stream_was_orphaned=True)
             if not result.done():
                 result.set_exception(
                     OperationTimedOut(

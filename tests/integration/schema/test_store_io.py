@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import pytest
+from support.connections import reading
 
 from config.settings import StoreIO
 from schema.reactor import LoopConnection
@@ -62,18 +63,25 @@ async def test_answers_complete_on_the_loops_own_thread(make_settings: Any) -> N
 
 @pytest.mark.parametrize("lean", [True, False], ids=["short-path", "driver-path"])
 async def test_a_request_timeout_fires_on_the_loop(make_settings: Any, lean: bool) -> None:
-    # Far shorter than any answer can take: every attempt times out, and the caller is told
-    # the store is unavailable rather than left waiting.
+    # The connections stop reading, so no answer can arrive: every attempt times out, and the
+    # caller is told the store is unavailable rather than left waiting.
     settings = make_settings(
         store__keyspace="system",
-        store__request_timeout_s=0.0001,
+        store__request_timeout_s=0.2,
         store__retry_max_s=0.01,
         store__lean_requests=lean,
     )
     store = await Store.connect(settings.store)
+    probe = "SELECT release_version FROM system.local"
     try:
+        await store.execute(probe, idempotent=True)  # prepared while answers still come
+        deaf = reading(store, False)
         async with asyncio.timeout(10):
             with pytest.raises(StoreUnavailableError, match="OperationTimedOut"):
-                await store.execute("SELECT * FROM system_schema.columns", idempotent=True)
+                await store.execute(probe, idempotent=True)
+        reading(store, True, deaf)
+        rows = await store.execute(probe, idempotent=True)
+        assert rows[0].release_version
     finally:
         await store.close()
+
