@@ -6,8 +6,9 @@ timer object, and then delivers the answer through a chain of callbacks. With th
 sockets on the consumer's loop (``schema/reactor.py``) that machinery was most of the
 consumer's CPU per statement (``BENCHMARKS.md``, round 8). This path keeps what tgbridge uses:
 
-* the first host of the session's own load-balancing plan (token-aware, so the write goes to a
-  replica) and a connection borrowed from that host's pool (shard-aware on ScyllaDB);
+* a live replica of the partition in the local DC, as the token-aware policy would put it first
+  (the policy's full plan when there is none), and a connection borrowed from that host's pool
+  (shard-aware on ScyllaDB);
 * the prepared statement's id and bound values in one ``EXECUTE`` frame;
 * a timeout on the loop; a stream that timed out is retired the way the driver retires it, so
   a late answer can never be taken for another request's;
@@ -29,14 +30,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from cassandra import OperationTimedOut
+from cassandra import ConsistencyLevel, OperationTimedOut
 from cassandra.cluster import Session
 from cassandra.connection import ConnectionBusy, ConnectionException
+from cassandra.policies import HostDistance
 from cassandra.pool import NoConnectionsAvailable
 from cassandra.protocol import (
     ErrorMessage,
@@ -93,6 +96,8 @@ class LeanPath:
         self._fallback = fallback
         profile = session.cluster.profile_manager.default
         self._plan = profile.load_balancing_policy.make_query_plan
+        self._distance = profile.load_balancing_policy.distance
+        self._turn = itertools.count()
         self._fetch_size = session.default_fetch_size
         # As the driver does: a client-side write timestamp per statement, unless turned off.
         self._stamp = session.cluster.timestamp_generator if session.use_client_timestamp else None
@@ -107,15 +112,60 @@ class LeanPath:
             self._hand_over(bound, result)
         return result
 
-    def _send(self, bound: BoundStatement, result: asyncio.Future[list[Any]]) -> bool:
-        pools = self._session._pools
-        pool = None
-        for host in self._plan(self._session.keyspace, bound):
-            pool = pools.get(host)
-            if pool is not None and not pool.is_shutdown:
+    def replica_pool(self, bound: BoundStatement) -> Any | None:
+        """The pool of a live replica of ``bound``'s partition in the local DC (its local rack
+        first), or None when there is none or no routing key: then the policy's full plan.
+
+        What the token-aware policy's plan would put first, without its generators, shuffle and
+        second hash per request (15% of the consumer's CPU in a profile). Replicas take turns,
+        as the policy's shuffle spreads them; a lightweight transaction always goes to the first
+        live one, as the policy keeps it, so rounds on one key meet on one coordinator.
+        """
+        key = bound.routing_key
+        token_map = self._session.cluster.metadata.token_map
+        keyspace = bound.keyspace or self._session.keyspace
+        if key is None or token_map is None or keyspace is None:
+            return None
+        try:
+            replicas = token_map.get_replicas(keyspace, token_map.token_class.from_key(key))
+        except Exception:  # a partitioner the driver cannot hash here: the policy decides
+            return None
+        n = len(replicas)
+        if n == 0:
+            return None
+        start = 0
+        if n > 1 and not bound.is_lwt() and not ConsistencyLevel.is_serial(
+            bound.consistency_level
+        ):
+            start = next(self._turn) % n
+        chosen = None
+        for i in range(n):
+            host = replicas[(start + i) % n]
+            if not host.is_up:
+                continue
+            distance = self._distance(host)
+            if distance == HostDistance.LOCAL_RACK:
+                chosen = host
                 break
-        else:
-            return False
+            if distance == HostDistance.LOCAL and chosen is None:
+                chosen = host
+        if chosen is None:
+            return None
+        pool = self._session._pools.get(chosen)
+        if pool is None or pool.is_shutdown:
+            return None
+        return pool
+
+    def _send(self, bound: BoundStatement, result: asyncio.Future[list[Any]]) -> bool:
+        pool = self.replica_pool(bound)
+        if pool is None:
+            pools = self._session._pools
+            for host in self._plan(self._session.keyspace, bound):
+                pool = pools.get(host)
+                if pool is not None and not pool.is_shutdown:
+                    break
+            else:
+                return False
         try:
             conn, stream = pool.borrow_connection(
                 timeout=0.0,
