@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -52,8 +51,6 @@ from cassandra.protocol import (
     TruncateError,
 )
 from cassandra.query import BoundStatement
-
-log = logging.getLogger(__name__)
 
 _RESULT_ROWS = 2  # RESULT_KIND_ROWS
 _RESULT_VOID = 1  # RESULT_KIND_VOID
@@ -101,9 +98,13 @@ class LeanPath:
         self._fetch_size = session.default_fetch_size
         # As the driver does: a client-side write timestamp per statement, unless turned off.
         self._stamp = session.cluster.timestamp_generator if session.use_client_timestamp else None
-        #: Statements sent here, and those handed to the driver's path; for tests and metrics.
+        #: Statements sent here, and those handed to the driver's path (read by the tests).
         self.sent = 0
         self.handed_over = 0
+
+    def on_its_loop(self) -> bool:
+        """Whether the caller runs on the loop this path belongs to (the only place to use it)."""
+        return threading.get_ident() == self._thread
 
     def execute(self, bound: BoundStatement) -> asyncio.Future[list[Any]]:
         """Send ``bound``; the future has its rows (first page), or the driver's exception."""
@@ -195,7 +196,7 @@ class LeanPath:
         timer: asyncio.TimerHandle | None = None
 
         def answered(response: Any) -> None:
-            if threading.get_ident() != self._thread:
+            if not self.on_its_loop():
                 # A connection closed from one of the driver's threads fails what it had in
                 # flight there; the future belongs to the loop.
                 with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits

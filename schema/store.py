@@ -126,9 +126,8 @@ class Store:
         self._write_cl = ConsistencyLevel.name_to_value[settings.write_consistency]
         self._read_cl = ConsistencyLevel.name_to_value[settings.read_consistency]
         self._serial_cl = ConsistencyLevel.name_to_value[settings.serial_consistency]
-        #: The short request path (``schema/lean.py``), with the thread of the loop it runs on.
+        #: The short request path (``schema/lean.py``), when the I/O runs on the loop.
         self._lean: LeanPath | None = None
-        self._lean_thread = 0
 
     @classmethod
     async def connect(
@@ -193,7 +192,6 @@ class Store:
                 profile.row_factory,
                 fallback=store._driver_run,
             )
-            store._lean_thread = threading.get_ident()
         return store
 
     async def close(self) -> None:
@@ -282,7 +280,7 @@ class Store:
         self.breaker.before_call()
         started = time.perf_counter()
         try:
-            if lean and self._lean is not None and threading.get_ident() == self._lean_thread:
+            if lean and self._lean is not None and self._lean.on_its_loop():
                 rows = await self._lean.execute(bound)
             else:
                 rows = await self._driver_run(bound)
