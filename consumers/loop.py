@@ -63,8 +63,14 @@ class BatchStats:
     dead_lettered: int = 0
 
     def add(self, other: BatchStats) -> None:
-        for field in self.__slots__:
-            setattr(self, field, getattr(self, field) + getattr(other, field))
+        # Spelled out: this runs once per record, and a loop over the fields costs 3 µs.
+        self.records += other.records
+        self.new += other.new
+        self.duplicates += other.duplicates
+        self.edits += other.edits
+        self.deletions += other.deletions
+        self.no_message += other.no_message
+        self.dead_lettered += other.dead_lettered
 
 
 class _Abandon(Exception):
@@ -83,6 +89,40 @@ class _Entry:
     size: int
     stats: BatchStats
     done: bool = False
+
+
+class _Slots:
+    """At most ``n`` holders at once, first come first served, as ``asyncio.Semaphore``.
+
+    Python 3.11's semaphore looks at every waiting future again on each release and each
+    acquire; with hundreds of records waiting for a write slot that was some 30 look-ups a
+    record. Here a release hands its slot straight to the first waiter still waiting.
+    """
+
+    def __init__(self, n: int) -> None:
+        self._free = n
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(slot)
+        try:
+            await slot
+        except asyncio.CancelledError:
+            if slot.done() and not slot.cancelled():
+                self.release()  # handed a slot, then cancelled before it could use it
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            slot = self._waiting.popleft()
+            if not slot.done():  # a waiter cancelled meanwhile is skipped
+                slot.set_result(None)
+                return
+        self._free += 1
 
 
 def is_live(record_ms: float, now_ms: float, window_s: float) -> bool:
@@ -131,7 +171,7 @@ class ConsumerLoop:
         #: Per partition, the offset after the last record written and committed.
         self.progress: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
-        self._semaphore = asyncio.Semaphore(settings.concurrency)
+        self._slots = _Slots(settings.concurrency)
         self._entries: dict[TopicPartition, deque[_Entry]] = {}
         self._tails: dict[Hashable, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -272,8 +312,11 @@ class ConsumerLoop:
                 await asyncio.shield(task)
             if self._failure is not None:
                 return  # an earlier record could not be written: this one waits for the retry
-            async with self._semaphore:
+            await self._slots.acquire()
+            try:
                 await self._handle(record, decoded, entry.stats)
+            finally:
+                self._slots.release()
             entry.done = True
         except _Abandon as exc:
             if self._failure is None:
@@ -357,8 +400,8 @@ class ConsumerLoop:
 
     def _decode_all(self, records: list[Any]) -> list[tuple[Any, Any]]:
         out: list[tuple[Any, Any]] = []
+        self.metrics.records_consumed.inc(len(records))
         for record in records:
-            self.metrics.records_consumed.inc()
             bot = _header(record, "bot_id")
             if bot is None or not bot.isdigit():
                 out.append(
