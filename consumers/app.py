@@ -63,6 +63,8 @@ async def consumer_parts(
             max_poll_records=settings.worker.batch_max_records,
             fetch_max_bytes=min(settings.worker.max_inflight_bytes, 52_428_800),
             max_partition_fetch_bytes=min(settings.worker.max_inflight_bytes, 1_048_576),
+            fetch_min_bytes=settings.worker.fetch_min_bytes,
+            fetch_max_wait_ms=settings.worker.fetch_max_wait_ms,
         )
         tables = MessageTables(store, settings.store.keyspace)
         loop = ConsumerLoop(
