@@ -32,7 +32,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from bench import machine, report
+from bench import ceiling, machine, report
 from bench.run import RESULTS, ROOT
 from bench.traffic import Update, updates
 from config.settings import WorkerSettings
@@ -134,18 +134,15 @@ async def _loop_us(stream: Sequence[Update]) -> float:
 
 
 async def _lanes_us(stream: Sequence[Update]) -> float:
-    messages = [decode_update(u.raw, BOT_ID) for u in stream]
+    messages = ceiling.decode_all([u.raw for u in stream])
     writer = _Writer()
-    lanes: list[list[Any]] = [[] for _ in range(LANES)]
-    for m in messages:
-        lanes[hash(m.identity) % LANES].append(m)  # type: ignore[union-attr]
 
-    async def lane(items: list[Any]) -> None:
+    async def lane(items: list[DecodedMessage]) -> None:
         for m in items:
             await writer.store(m)
 
     started = time.process_time()
-    await asyncio.gather(*(lane(items) for items in lanes))
+    await asyncio.gather(*(lane(items) for items in ceiling.lanes(messages, LANES)))
     return (time.process_time() - started) / len(messages) * 1e6
 
 
