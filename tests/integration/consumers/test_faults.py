@@ -131,8 +131,9 @@ async def test_store_stopped_mid_ingest_loses_nothing_and_dead_letters_nothing(
     from schema.migrate import migrate
 
     await migrate(s, settings.store)
-    updates = list(generate(1200, chats=80, seed=33))
-    for raw in updates:
+    updates = list(generate(1800, chats=80, seed=33))
+    before, during = updates[:1200], updates[1200:]
+    for raw in before:
         await produce(raw, key=chat_key(raw), bot_id=BOT)
 
     metrics = Metrics()
@@ -148,6 +149,10 @@ async def test_store_stopped_mid_ingest_loses_nothing_and_dead_letters_nothing(
                 assert await readyz() == 200
                 services(["stop", "cassandra"])
                 try:
+                    # The consumer may have stored all of the first wave by now; updates that
+                    # arrive during the outage are ones it must write while the store is down.
+                    for raw in during:
+                        await produce(raw, key=chat_key(raw), bot_id=BOT)
                     await asyncio.sleep(20)
                     assert parts.loop.paused_for_store, (
                         "the consumer pauses while the store is down"
