@@ -106,7 +106,9 @@ def history(
                     err=True,
                 )
                 return 1
-            async for row in walk(tables, channel, before=before, after=after, limit=limit):
+            async for row in walk(
+                tables, channel.channel_id, before=before, after=after, limit=limit
+            ):
                 if as_json:
                     sys.stdout.buffer.write(
                         orjson.dumps(message_dict(row), option=orjson.OPT_APPEND_NEWLINE)
@@ -137,7 +139,7 @@ def export(chat_id: int, thread_id: int) -> None:
                 click.echo(f"no messages stored for chat {chat_id}", err=True)
                 return 1
             out = sys.stdout.buffer
-            async for row in walk(tables, channel, after=0, limit=None):
+            async for row in walk(tables, channel.channel_id, after=0, limit=None):
                 out.write(orjson.dumps(message_dict(row), option=orjson.OPT_APPEND_NEWLINE))
             out.flush()
             return 0

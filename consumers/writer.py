@@ -10,9 +10,9 @@ mapping, so a mapping always points at a written row and a crash between the two
 the next delivery.
 
 Live traffic (records seconds old) skips the read where it can: a message whose key is derived
-from it alone (a supergroup's or channel's own message, not an edit, reply, migration or business
-message) is written straight away, row then mapping. If it was a redelivery after all, its row is
-rewritten with the very cells it has.
+from it alone (its numbering space owns the channel, or it is a supergroup's or channel's own
+message; not an edit, reply, migration or business message) is written straight away, row then
+mapping. If it was a redelivery after all, its row is rewritten with the very cells it has.
 
 Edits write with the edit time as CQL timestamp, so the newest edit wins in any order. A
 business deletion marks the mapping (also before its message arrives) and soft-deletes the row
@@ -32,13 +32,15 @@ from typing import Any, Generic, TypeVar
 from consumers.keys import (
     MAX_PROBES,
     bucket_of_message,
+    claim_probes,
     default_channel_id,
     message_key,
     needs_claim,
+    owner_for,
     write_timestamp_us,
 )
 from consumers.model import DecodedMessage, DeletedMessages, MessageIdentity, Scope
-from schema.tables import KeyOwner, MappingRow, MessageTables, ts, unset
+from schema.tables import ChannelBinding, KeyOwner, MappingRow, MessageTables, ts, unset
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ class LRU(Generic[K, V]):
 class MessageWriter:
     def __init__(self, tables: MessageTables, cache_size: int = 50_000) -> None:
         self.tables = tables
-        self._channels: LRU[tuple[int, int], int] = LRU(cache_size)
+        self._channels: LRU[tuple[int, int], ChannelBinding] = LRU(cache_size)
         self._chats: LRU[int, tuple[Any, ...]] = LRU(cache_size)
         self._buckets: LRU[tuple[int, int], bool] = LRU(cache_size)
 
@@ -94,9 +96,9 @@ class MessageWriter:
         :meth:`_store_derived`)."""
         ident = m.identity
         if live and _may_skip_read(m):
-            channel_id = await self.channel_for(m.chat.chat_id, m.thread_id)
-            if not needs_claim(ident, channel_id, m.thread_id):
-                return await self._store_derived(m, channel_id)
+            channel = await self.channel_of(m)
+            if not needs_claim(ident, channel, m.thread_id):
+                return await self._store_derived(m, channel.channel_id)
         existing = await self.tables.read_mapping(
             ident.chat_id, ident.scope, ident.telegram_message_id
         )
@@ -114,12 +116,13 @@ class MessageWriter:
             return Outcome.EDIT
 
         await self._follow_migration(m)
-        channel_id = await self.channel_for(m.chat.chat_id, m.thread_id)
+        channel = await self.channel_of(m)
+        channel_id = channel.channel_id
         bucket = bucket_of_message(m)
         # The key claim, the reply target's lookup and the chat and bucket notes do not depend
         # on each other: they run together, and only the claim and the lookup gate the row.
         side = self._notes(m, channel_id, bucket)
-        claim = self._claim(ident, channel_id, bucket, m)
+        claim = self._claim(ident, channel, bucket, m)
         if side or m.reply_to_telegram_id is not None:
             message_id, reply_to, *_ = await _all(claim, self._reply_key(m), *side)
         else:
@@ -139,11 +142,12 @@ class MessageWriter:
     async def _store_derived(self, m: DecodedMessage, channel_id: int) -> Outcome:
         """Row, then mapping, with no dedupe read: two statements instead of three.
 
-        Only for a message whose key is derived from it alone (no claim), that is no edit, reply,
-        migration or business message. A duplicate that comes this way (a redelivery, replicas
-        racing) rewrites its row with the very cells it has: the same key, the same values, the
-        same write timestamp (the send time), so nothing stored changes and an edit stored since
-        still wins. The mapping still comes after the row.
+        Only for a message whose key is derived from it alone (no claim: its numbering space owns
+        the channel, or it is a supergroup's own), and no edit, reply, migration or business
+        message. A duplicate that comes this way (a redelivery, replicas racing) rewrites its row
+        with the very cells it has: the same key, the same values, the same write timestamp (the
+        send time), so nothing stored changes and an edit stored since still wins. The mapping
+        still comes after the row.
         """
         ident = m.identity
         bucket = bucket_of_message(m)
@@ -201,16 +205,22 @@ class MessageWriter:
                 )
         return len(d.identities)
 
-    async def channel_for(self, chat_id: int, thread_id: int) -> int:
-        """The channel a chat (or forum topic) is stored under, bound once and for all."""
+    async def channel_of(self, m: DecodedMessage) -> ChannelBinding:
+        """The channel ``m``'s chat (or forum topic) is stored under, bound once and for all;
+        if ``m`` binds it, to the chat's own channel with ``m``'s numbering space as owner."""
+        return await self._bound(m.chat.chat_id, m.thread_id, m)
+
+    async def _bound(
+        self, chat_id: int, thread_id: int, first: DecodedMessage | None
+    ) -> ChannelBinding:
         cached = self._channels.get((chat_id, thread_id))
         if cached is not None:
             return cached
         channel = await self.tables.read_channel(chat_id, thread_id)
         if channel is None:
-            channel = await self.tables.claim_channel(
-                chat_id, thread_id, default_channel_id(chat_id, thread_id)
-            )
+            own = default_channel_id(chat_id, thread_id)
+            wanted = ChannelBinding(own) if first is None else owner_for(first, own)
+            channel = await self.tables.claim_channel(chat_id, thread_id, wanted)
         self._channels.put((chat_id, thread_id), channel)
         return channel
 
@@ -222,19 +232,21 @@ class MessageWriter:
             old, new = m.migrate_from_chat_id, m.chat.chat_id
         else:
             return
-        channel = await self.channel_for(old, 0)
+        # The old chat is bound with no owner here: this message may not be of its space.
+        channel = await self._bound(old, 0, None)
+        # The new chat writes into the old channel under the old channel's owner, if any.
         bound = await self.tables.claim_channel(new, 0, channel)
         self._channels.put((new, 0), bound)
 
     async def _claim(
-        self, ident: MessageIdentity, channel_id: int, bucket: int, m: DecodedMessage
+        self, ident: MessageIdentity, channel: ChannelBinding, bucket: int, m: DecodedMessage
     ) -> int:
-        if not needs_claim(ident, channel_id, m.thread_id):
+        if not needs_claim(ident, channel, m.thread_id):
             return message_key(ident, m.sent_at)
         me = KeyOwner(ident.chat_id, ident.scope, ident.telegram_message_id)
-        for probe in range(MAX_PROBES):
+        for probe in claim_probes(ident, channel):
             candidate = message_key(ident, m.sent_at, probe)
-            if await self.tables.claim_key(channel_id, bucket, candidate, me) == me:
+            if await self.tables.claim_key(channel.channel_id, bucket, candidate, me) == me:
                 return candidate
         raise KeySpaceExhaustedError(f"no free message key after {MAX_PROBES} probes")
 

@@ -157,6 +157,9 @@ async def _apply_pending(store: Store, settings: StoreSettings, scylla: bool) ->
                 )
             continue
         for statement in m.statements(ks, scylla):
+            if await _columns_added_already(store, ks, statement):
+                log.info("%04d_%s: columns already there: %s", m.version, m.name, statement)
+                continue
             await store.execute(statement, idempotent=True, kind="ddl")
         await store.execute(
             f"INSERT INTO {ks}.schema_migrations (version, name, checksum, applied_at) "
@@ -171,8 +174,35 @@ async def _apply_pending(store: Store, settings: StoreSettings, scylla: bool) ->
     return MigrateResult(applied, migrations[-1].version if migrations else 0)
 
 
+_ADD_COLUMNS = re.compile(r"^ALTER TABLE (\w+)\.(\w+) ADD \((.+)\)$", re.S | re.I)
+
+
+async def _columns_added_already(store: Store, keyspace: str, statement: str) -> bool:
+    """Whether ``statement`` is an ``ALTER TABLE ... ADD (...)`` whose columns all exist.
+
+    CQL has no ``ADD IF NOT EXISTS`` on every server tgbridge supports, so a migration that
+    crashed after its ``ALTER`` but before it was recorded is made safe to re-run here.
+    """
+    match = _ADD_COLUMNS.match(" ".join(statement.split()))
+    if match is None:
+        return False
+    if match[1] != keyspace:
+        raise MigrationError(f"migration statement alters another keyspace: {statement}")
+    wanted = {part.split()[0] for part in match[3].split(",")}
+    rows = await store.execute(
+        "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
+        (keyspace, match[2]),
+        idempotent=True,
+        kind="ddl",
+    )
+    present = {r.column_name for r in rows}
+    return wanted <= present
+
+
 async def check_migrated(store: Store, keyspace: str) -> None:
-    """Raise :class:`MigrationError` unless every migration has been applied to ``keyspace``."""
+    """Raise :class:`MigrationError` unless ``keyspace`` has exactly the migrations this
+    version of tgbridge knows: none missing, and none from a newer version (whose layout this
+    one would write wrongly)."""
     # Ask the server, not the driver's schema metadata, which may lag behind another process.
     tables = await store.execute(
         "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
@@ -191,4 +221,10 @@ async def check_migrated(store: Store, keyspace: str) -> None:
         missing = ", ".join(f"{v:04d}" for v in sorted(want - have))
         raise MigrationError(
             f"keyspace {keyspace!r} lacks migrations {missing}: run `tgbridge migrate`"
+        )
+    if have - want:
+        newer = ", ".join(f"{v:04d}" for v in sorted(have - want))
+        raise MigrationError(
+            f"keyspace {keyspace!r} has migrations {newer}, newer than this tgbridge knows: "
+            "run the version that applied them"
         )

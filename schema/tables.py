@@ -33,6 +33,21 @@ class KeyOwner:
     telegram_message_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelBinding:
+    """Where a chat (or forum topic) is stored, and the numbering space that owns its keys.
+
+    The owner, ``(owner_chat_id, owner_scope)``, is recorded when a chat is bound to its own
+    channel by one of its own messages (migration 0003; bindings made before it have none). The
+    owner's messages use their derived keys unclaimed; every other numbering space in the
+    channel claims its keys and keeps off the owner's millisecond offset.
+    """
+
+    channel_id: int
+    owner_chat_id: int | None = None
+    owner_scope: str | None = None
+
+
 #: Content columns of ``messages``, in bind order after the key.
 MESSAGE_COLUMNS = (
     "chat_id",
@@ -103,11 +118,12 @@ class MessageTables:
         )
         self._note_bucket = f"INSERT INTO {ks}.channel_buckets (channel_id, bucket) VALUES (?, ?)"
         self._read_channel = (
-            f"SELECT channel_id FROM {ks}.channels WHERE chat_id = ? AND thread_id = ?"
+            f"SELECT channel_id, owner_chat_id, owner_scope FROM {ks}.channels "
+            "WHERE chat_id = ? AND thread_id = ?"
         )
         self._claim_channel = (
-            f"INSERT INTO {ks}.channels (chat_id, thread_id, channel_id) VALUES (?, ?, ?) "
-            "IF NOT EXISTS"
+            f"INSERT INTO {ks}.channels (chat_id, thread_id, channel_id, owner_chat_id, "
+            "owner_scope) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS"
         )
         self._write_chat = (
             f"INSERT INTO {ks}.chats (chat_id, type, title, username, is_forum) "
@@ -229,23 +245,36 @@ class MessageTables:
             kind="write_bucket",
         )
 
-    async def read_channel(self, chat_id: int, thread_id: int) -> int | None:
+    async def read_channel(self, chat_id: int, thread_id: int) -> ChannelBinding | None:
         rows = await self.store.execute(
             self._read_channel, (chat_id, thread_id), idempotent=True, kind="read_channel"
         )
-        return rows[0].channel_id if rows else None
+        if not rows:
+            return None
+        r = rows[0]
+        return ChannelBinding(r.channel_id, r.owner_chat_id, r.owner_scope)
 
-    async def claim_channel(self, chat_id: int, thread_id: int, channel_id: int) -> int:
-        """Bind a chat (or topic) to ``channel_id`` unless it has one; returns the binding."""
+    async def claim_channel(
+        self, chat_id: int, thread_id: int, binding: ChannelBinding
+    ) -> ChannelBinding:
+        """Bind a chat (or topic) unless it is bound already; returns the binding that holds."""
         rows = await self.store.execute(
             self._claim_channel,
-            (chat_id, thread_id, channel_id),
+            (
+                chat_id,
+                thread_id,
+                binding.channel_id,
+                unset(binding.owner_chat_id),
+                unset(binding.owner_scope),
+            ),
             idempotent=True,
             write=True,
             kind="lwt_channel",
         )
         r = rows[0]
-        return channel_id if r.applied else int(r.channel_id)
+        if r.applied:
+            return binding
+        return ChannelBinding(int(r.channel_id), r.owner_chat_id, r.owner_scope)
 
     async def write_chat(
         self,

@@ -74,7 +74,7 @@ async def run_demo(settings: Settings, stop: asyncio.Event, echo: Callable[[str]
                 if channel is not None:
                     from consumers.cli import _line
 
-                    async for row in walk(tables, channel, limit=20):
+                    async for row in walk(tables, channel.channel_id, limit=20):
                         echo("  " + _line(row))
                 echo(
                     f"\nTry: tgbridge history --chat {DEMO_CHAT} --json   |   "

@@ -233,3 +233,67 @@ async def test_two_messages_that_derive_one_key_get_two_keys(
     rows = await stored_rows(store, settings.store.keyspace)
     assert sorted(r.content for r in rows) == ["bot A's seventh", "bot B's seventh"]
     assert len({r.message_id for r in rows}) == 2
+
+
+async def _claimed(store: Store, keyspace: str) -> list[tuple[int, str, int]]:
+    rows = await store.execute(
+        f"SELECT chat_id, scope, telegram_message_id FROM {keyspace}.message_keys",
+        idempotent=True,
+    )
+    return sorted((r.chat_id, r.scope, r.telegram_message_id) for r in rows)
+
+
+async def test_a_private_chat_is_owned_by_its_first_bot_and_a_second_bot_claims(
+    settings: Settings, store: Store, produce: Any
+) -> None:
+    # A user who talks to two bots has one chat id with both, and each bot numbers the messages
+    # its own way. The first bot to store the chat owns its channel and writes unclaimed keys;
+    # the second bot's keys are claimed and can never land on the first bot's.
+    user_chat = {"id": 10_777, "first_name": "U", "type": "private"}
+    sent = 1_767_225_600
+    for n in range(1, 4):
+        raw = update(n, "message", text_message(n, user_chat, sent, f"to bot A {n}"))
+        await produce(raw, key=b"10777", bot_id=BOT)
+    await consume(settings, 3)
+    ks = settings.store.keyspace
+    [binding] = await store.execute(
+        f"SELECT channel_id, owner_chat_id, owner_scope FROM {ks}.channels WHERE chat_id = 10777",
+        idempotent=True,
+    )
+    assert (binding.channel_id, binding.owner_chat_id, binding.owner_scope) == (
+        10_777,
+        10_777,
+        f"bot:{BOT}",
+    )
+    assert await _claimed(store, ks) == [], "the owning bot's messages are not claimed"
+
+    other = BOT + 1
+    for n in range(1, 4):  # the same ids, the same second: other messages
+        raw = update(10 + n, "message", text_message(n, user_chat, sent, f"to bot B {n}"))
+        await produce(raw, key=b"10777", bot_id=other)
+        await produce(raw, key=b"10777", bot_id=other)  # and each one twice
+    await consume(settings, 6)
+    rows = await stored_rows(store, ks)
+    assert sorted(r.content for r in rows) == sorted(
+        [f"to bot A {n}" for n in range(1, 4)] + [f"to bot B {n}" for n in range(1, 4)]
+    )
+    assert len({(r.channel_id, r.bucket, r.message_id) for r in rows}) == 6
+    assert await _claimed(store, ks) == [(10_777, f"bot:{other}", n) for n in range(1, 4)]
+
+
+async def test_a_chat_bound_before_owners_were_recorded_keeps_claiming(
+    settings: Settings, store: Store, produce: Any
+) -> None:
+    # Channels bound before migration 0003 have no owner: their keys stay claimed, as before.
+    ks = settings.store.keyspace
+    await store.execute(
+        f"INSERT INTO {ks}.channels (chat_id, thread_id, channel_id) VALUES (?, ?, ?)",
+        (10_888, 0, 10_888),
+        idempotent=True,
+    )
+    user_chat = {"id": 10_888, "first_name": "V", "type": "private"}
+    raw = update(1, "message", text_message(1, user_chat, 1_767_225_600, "hello"))
+    await produce(raw, key=b"10888", bot_id=BOT)
+    await consume(settings, 1)
+    assert [r.content for r in await stored_rows(store, ks)] == ["hello"]
+    assert await _claimed(store, ks) == [(10_888, f"bot:{BOT}", 1)]

@@ -124,3 +124,62 @@ async def test_an_unmigrated_keyspace_is_reported_with_the_fix(settings: Setting
             await check_migrated(s, settings.store.keyspace)
     finally:
         await s.close()
+
+
+async def test_a_migration_that_crashed_after_adding_its_columns_runs_again(
+    settings: Settings, store: Store
+) -> None:
+    # 0003 adds the channel owner's columns. A crash after its ALTER but before it was recorded
+    # leaves the columns without the record; the next `migrate` must finish it, not fail on them.
+    ks = settings.store.keyspace
+    await store.execute(f"DELETE FROM {ks}.schema_migrations WHERE version = 3", idempotent=True)
+    from schema.migrate import MigrationError
+
+    with pytest.raises(MigrationError, match="lacks migrations 0003"):
+        await check_migrated(store, ks)
+    result = await migrate(store, settings.store)
+    assert result.applied == ["0003_channel_owner"]
+    await check_migrated(store, ks)
+    cols = await store.execute(
+        "SELECT column_name FROM system_schema.columns "
+        "WHERE keyspace_name = ? AND table_name = 'channels'",
+        (ks,),
+        idempotent=True,
+    )
+    assert {"owner_chat_id", "owner_scope"} <= {c.column_name for c in cols}
+
+
+async def test_a_keyspace_migrated_by_a_newer_version_is_refused(
+    settings: Settings, store: Store
+) -> None:
+    # An older replica would write a layout it does not know (e.g. claim a key at the offset a
+    # channel's owner writes unclaimed): it must refuse to start, saying why.
+    ks = settings.store.keyspace
+    newer = len(load_migrations()) + 1
+    await store.execute(
+        f"INSERT INTO {ks}.schema_migrations (version, name, checksum) VALUES (?, ?, ?)",
+        (newer, "from_the_future", "0" * 16),
+        idempotent=True,
+    )
+    from schema.migrate import MigrationError
+
+    with pytest.raises(MigrationError, match=f"has migrations {newer:04d}, newer than"):
+        await check_migrated(store, ks)
+
+
+async def test_a_channel_binding_and_its_owner_are_made_once(
+    settings: Settings, store: Store
+) -> None:
+    from schema.tables import ChannelBinding, MessageTables
+
+    tables = MessageTables(store, settings.store.keyspace)
+    first = ChannelBinding(10_555, 10_555, "bot:1")
+    assert await tables.claim_channel(10_555, 0, first) == first
+    # A second bot binding the same chat gets the first binding back, owner included.
+    assert await tables.claim_channel(10_555, 0, ChannelBinding(10_555, 10_555, "bot:2")) == first
+    assert await tables.read_channel(10_555, 0) == first
+    # A binding without an owner reads back without one.
+    plain = ChannelBinding(-4_000_555)
+    assert await tables.claim_channel(-4_000_555, 0, plain) == plain
+    assert await tables.read_channel(-4_000_555, 0) == plain
+    assert await tables.claim_channel(-4_000_555, 0, ChannelBinding(7, 7, "chat")) == plain
