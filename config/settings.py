@@ -243,7 +243,7 @@ class WorkerSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     group_id: str = "tgbridge-consumers"
-    concurrency: int = Field(64, ge=1, le=4096)
+    concurrency: int = Field(256, ge=1, le=4096)
     batch_max_records: int = Field(500, ge=1, le=100_000)
     max_inflight_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
     #: The consumer's fetches: Kafka answers once ``fetch_min_bytes`` are there or
