@@ -10,7 +10,7 @@ import argparse
 
 from bench.run import Options, main
 
-FULL_MESSAGES = 60_000
+FULL_MESSAGES = 90_000
 QUICK_MESSAGES = 4_000
 PHASES = ("replay", "ceiling", "latency", "webhook", "soak")
 
