@@ -2,8 +2,8 @@
 
 Migrations are the files ``schema/migrations/NNNN_name.cql``, the one source of truth for the
 schema. A lightweight-transaction lock keeps two ``tgbridge migrate`` processes from applying
-the same migration at once; every statement is also ``IF NOT EXISTS`` so a crash mid-way is safe
-to re-run.
+the same migration at once; every statement is also ``IF NOT EXISTS`` (or an ``ADD`` of columns,
+skipped when they exist) so a crash mid-way is safe to re-run.
 """
 
 from __future__ import annotations
@@ -174,11 +174,11 @@ async def _apply_pending(store: Store, settings: StoreSettings, scylla: bool) ->
     return MigrateResult(applied, migrations[-1].version if migrations else 0)
 
 
-_ADD_COLUMNS = re.compile(r"^ALTER TABLE (\w+)\.(\w+) ADD \((.+)\)$", re.S | re.I)
+_ADD_COLUMNS = re.compile(r"^ALTER TABLE (\w+)\.(\w+) ADD (?:\((.+)\)|(\w+ .+))$", re.S | re.I)
 
 
 async def _columns_added_already(store: Store, keyspace: str, statement: str) -> bool:
-    """Whether ``statement`` is an ``ALTER TABLE ... ADD (...)`` whose columns all exist.
+    """Whether ``statement`` is an ``ALTER TABLE ... ADD`` whose columns all exist.
 
     CQL has no ``ADD IF NOT EXISTS`` on every server tgbridge supports, so a migration that
     crashed after its ``ALTER`` but before it was recorded is made safe to re-run here.
@@ -188,7 +188,10 @@ async def _columns_added_already(store: Store, keyspace: str, statement: str) ->
         return False
     if match[1] != keyspace:
         raise MigrationError(f"migration statement alters another keyspace: {statement}")
-    wanted = {part.split()[0] for part in match[3].split(",")}
+    if match[4]:  # one column: its type may hold commas (map<text, int>)
+        wanted = {match[4].split()[0]}
+    else:
+        wanted = {part.split()[0] for part in match[3].split(",")}
     rows = await store.execute(
         "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
         (keyspace, match[2]),
