@@ -8,7 +8,8 @@ takes the extra work alone, so a change to it shows in microseconds, not in nois
   (decoding, ordering, write slots, metrics, offsets), with a stand-in writer whose three
   statements per message are answered on the next turn of the event loop;
 * **lanes**: the ceiling's shape (``bench/ceiling.py``): the same stand-in writer over messages
-  decoded beforehand, in 64 lanes;
+  decoded beforehand, in as many lanes as the consumer's default write slots (256 since
+  round 10, 64 before);
 * **decode**: ``decode_update`` alone.
 
 ``loop - lanes`` is what the consumer adds per record before Kafka's client and the store's
@@ -47,7 +48,8 @@ from worker.metrics import Metrics
 PARTITIONS = 12
 #: Round trips a new message makes in the ingest's steady state (read, row, mapping).
 STATEMENTS = 3
-LANES = 64
+#: The consumer's defaults; the lanes get as many as its write slots, so both sides have one width.
+SETTINGS = WorkerSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +125,7 @@ async def _loop_us(stream: Sequence[Update]) -> float:
         None,  # type: ignore[arg-type]  # no dead letters in this traffic
         None,  # type: ignore[arg-type]  # the store is only probed after a failure
         Metrics(),
-        WorkerSettings(),
+        SETTINGS,
     )
     started = time.process_time()
     await loop.run(asyncio.Event(), source.ends())
@@ -142,7 +144,7 @@ async def _lanes_us(stream: Sequence[Update]) -> float:
             await writer.store(m)
 
     started = time.process_time()
-    await asyncio.gather(*(lane(items) for items in ceiling.lanes(messages, LANES)))
+    await asyncio.gather(*(lane(items) for items in ceiling.lanes(messages, SETTINGS.concurrency)))
     return (time.process_time() - started) / len(messages) * 1e6
 
 

@@ -30,7 +30,6 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from consumers.keys import (
-    MAX_PROBES,
     bucket_of_message,
     claim_probes,
     default_channel_id,
@@ -244,11 +243,12 @@ class MessageWriter:
         if not needs_claim(ident, channel, m.thread_id):
             return message_key(ident, m.sent_at)
         me = KeyOwner(ident.chat_id, ident.scope, ident.telegram_message_id)
-        for probe in claim_probes(ident, channel):
+        probes = list(claim_probes(ident, channel))
+        for probe in probes:
             candidate = message_key(ident, m.sent_at, probe)
             if await self.tables.claim_key(channel.channel_id, bucket, candidate, me) == me:
                 return candidate
-        raise KeySpaceExhaustedError(f"no free message key after {MAX_PROBES} probes")
+        raise KeySpaceExhaustedError(f"no free message key after {len(probes)} probes")
 
     def _notes(self, m: DecodedMessage, channel_id: int, bucket: int) -> list[Awaitable[None]]:
         """The chat and bucket notes this process has not written yet (not yet awaited)."""
