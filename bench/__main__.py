@@ -58,7 +58,8 @@ def parse(argv: list[str] | None = None) -> Options:
                    f"{','.join(PHASES)})")
     p.add_argument("--keep", action="store_true", help="keep the run's keyspaces and topics")
     p.add_argument("--profile", action="store_true",
-                   help="only pre-fill and ingest, with py-spy sampling the consumer")
+                   help="only pre-fill, ingest and replay (unless left out of --phases), "
+                   "with py-spy sampling the consumer")
     a = p.parse_args(argv)
     quick = a.quick
     levels = a.levels or ("16,64" if quick else "16,64,128,256")

@@ -422,10 +422,27 @@ async def _ceiling_again(
 
 
 async def _profile_only(run: Run, store: Store, keyspaces: list[str]) -> None:
-    """Pre-fill and ingest with py-spy attached; the rate is perturbed and only indicative."""
+    """Pre-fill and ingest with py-spy attached, then (with the replay phase) the replay too;
+    the rates are perturbed and only indicative."""
     o = run.options
     await _prefilled(run, keyspaces)
-    output = run.workdir / "ingest.collapsed"
+    await run.quiet("ingest")
+    run.say("profile: ingest with py-spy attached")
+    ingest = await _sampled(run, "ingest")
+    run.figures["ingest"] = ingest.as_json()
+    run.say(f"profile: ingest {ingest.rate:.0f} msg/s under py-spy")
+    if "replay" in o.phases:
+        await run.quiet("replay")
+        run.say("profile: replay (every record a duplicate) with py-spy attached")
+        replay = await _sampled(run, "replay")
+        run.figures["replay"] = replay.as_json()
+        run.say(f"profile: replay {replay.rate:.0f} msg/s under py-spy")
+
+
+async def _sampled(run: Run, phase: str) -> DrainResult:
+    """One consumer drained to the topic's end under py-spy; its profile is ``profile`` (the
+    ingest) or ``profile_<phase>`` in the figures."""
+    output = run.workdir / f"{phase}.collapsed"
     sampler: Sampler | None = None
 
     async def attach(consumer: ConsumerProcess) -> None:
@@ -433,20 +450,18 @@ async def _profile_only(run: Run, store: Store, keyspaces: list[str]) -> None:
         sampler = Sampler(consumer.pid, output)
         await sampler.start()
 
-    await run.quiet("ingest")
-    run.say("profile: ingest with py-spy attached")
     try:
-        ingest = await drain(
-            run.kafka, run.target("ingest"), run.workdir / "consumer-ingest.log",
-            o.consumer_env, run.services(), within_s=3600, on_start=attach,
+        drained = await drain(
+            run.kafka, run.target(phase), run.workdir / f"consumer-{phase}.log",
+            run.options.consumer_env, run.services(), within_s=3600, on_start=attach,
         )
     finally:
         if sampler is not None:
             await sampler.stop()
-    run.figures["ingest"] = ingest.as_json()
-    run.figures["profile"] = summarise(output) if output.exists() else {"error": "no py-spy output"}
-    run.figures["profile"]["collapsed_stacks"] = str(output)
-    run.say(f"profile: ingest {ingest.rate:.0f} msg/s under py-spy")
+    key = "profile" if phase == "ingest" else f"profile_{phase}"
+    run.figures[key] = summarise(output) if output.exists() else {"error": "no py-spy output"}
+    run.figures[key]["collapsed_stacks"] = str(output)
+    return drained
 
 
 async def _clean_up(run: Run, store: Store, keyspaces: list[str]) -> None:
