@@ -6,6 +6,7 @@ Absent values are bound as ``UNSET_VALUE`` so a missing field writes no tombston
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,10 @@ from cassandra.query import UNSET_VALUE
 from schema.store import Store
 
 Row = Any
+
+#: The most identities one grouped mapping read names (ScyllaDB refuses more than 100 partition
+#: keys in one query by default: ``max_partition_key_restrictions_per_query``).
+MAX_GROUPED_READ = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,15 @@ class MessageTables:
             f"SELECT channel_id, bucket, message_id, deleted_at FROM {ks}.telegram_message_mapping "
             "WHERE chat_id = ? AND scope = ? AND telegram_message_id = ?"
         )
+        self._read_mappings = (
+            "SELECT telegram_message_id, channel_id, bucket, message_id, deleted_at "
+            f"FROM {ks}.telegram_message_mapping "
+            "WHERE chat_id = ? AND scope = ? AND telegram_message_id IN ?"
+        )
+        #: Mapping reads asked for in this pass of the event loop, by chat and numbering space.
+        self._waiting: dict[tuple[int, str], dict[int, list[asyncio.Future[MappingRow | None]]]]
+        self._waiting = {}
+        self._reading: set[asyncio.Future[None]] = set()
         self._write_mapping = (
             f"UPDATE {ks}.telegram_message_mapping SET channel_id = ?, bucket = ?, message_id = ? "
             "WHERE chat_id = ? AND scope = ? AND telegram_message_id = ?"
@@ -150,9 +164,94 @@ class MessageTables:
     ) -> MappingRow | None:
         """The identity's mapping row, if any.
 
+        The reads asked for in one pass of the event loop for one chat and numbering space go
+        out together, as one statement naming up to ``MAX_GROUPED_READ`` identities: the first
+        to ask waits one pass for the others, then reads for all. A replay of a busy chat's
+        records costs a fraction of a statement each. A read alone goes out as before, routed to
+        its partition's replica.
+
         ``strong`` reads at the write consistency level, so the read sees every write that
-        was acknowledged before it started (a quorum read after quorum writes).
+        was acknowledged before it started (a quorum read after quorum writes); it is never
+        grouped, so it starts at once.
         """
+        if strong:
+            return await self._read_one(chat_id, scope, tg_id, strong=True)
+        group = (chat_id, scope)
+        waiting = self._waiting.get(group)
+        if waiting is not None:  # another read of this chat leads this pass
+            answer: asyncio.Future[MappingRow | None] = asyncio.get_running_loop().create_future()
+            waiting.setdefault(tg_id, []).append(answer)
+            return await answer
+        waiting = self._waiting[group] = {tg_id: []}
+        mine: asyncio.Future[MappingRow | None] | None = None
+        try:
+            await asyncio.sleep(0)  # the other records of this pass ask meanwhile
+            if len(waiting) > 1 or waiting[tg_id]:
+                mine = asyncio.get_running_loop().create_future()
+                waiting[tg_id].append(mine)
+        finally:
+            del self._waiting[group]
+            if len(waiting) > 1 or waiting[tg_id]:
+                # Others joined: a task of its own reads for all, so that no caller's
+                # cancellation (this one's included) leaves the others waiting.
+                task = asyncio.ensure_future(self._answer(group, waiting))
+                self._reading.add(task)
+                task.add_done_callback(self._reading.discard)
+        if mine is None:
+            return await self._read_one(chat_id, scope, tg_id, strong=False)
+        return await mine
+
+    async def _answer(
+        self,
+        group: tuple[int, str],
+        waiting: dict[int, list[asyncio.Future[MappingRow | None]]],
+    ) -> None:
+        """Read every identity of ``group`` asked for in one pass; each caller gets its row."""
+        try:
+            found = await self._read_many(group, list(waiting))
+        except BaseException as exc:
+            for answers in waiting.values():
+                for answer in answers:
+                    if answer.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        answer.cancel()
+                    else:
+                        answer.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for key, answers in waiting.items():
+            row = found.get(key)
+            for answer in answers:
+                if not answer.done():  # a caller cancelled meanwhile is skipped
+                    answer.set_result(row)
+
+    async def _read_many(self, group: tuple[int, str], ids: list[int]) -> dict[int, MappingRow]:
+        if len(ids) == 1:
+            row = await self._read_one(*group, ids[0], strong=False)
+            return {} if row is None else {ids[0]: row}
+        if len(ids) > MAX_GROUPED_READ:
+            found: dict[int, MappingRow] = {}
+            for part in await asyncio.gather(
+                *(
+                    self._read_many(group, ids[i : i + MAX_GROUPED_READ])
+                    for i in range(0, len(ids), MAX_GROUPED_READ)
+                )
+            ):
+                found.update(part)
+            return found
+        rows = await self.store.execute(
+            self._read_mappings, (*group, ids), idempotent=True, kind="read_mappings"
+        )
+        return {
+            r.telegram_message_id: MappingRow(r.channel_id, r.bucket, r.message_id, r.deleted_at)
+            for r in rows
+        }
+
+    async def _read_one(
+        self, chat_id: int, scope: str, tg_id: int, *, strong: bool
+    ) -> MappingRow | None:
         rows = await self.store.execute(
             self._read_mapping,
             (chat_id, scope, tg_id),
