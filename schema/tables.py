@@ -106,7 +106,7 @@ class MessageTables:
         #: Mapping reads asked for in this pass of the event loop, by chat and numbering space.
         self._waiting: dict[tuple[int, str], dict[int, list[asyncio.Future[MappingRow | None]]]]
         self._waiting = {}
-        self._reading: set[asyncio.Future[None]] = set()
+        self._reading: set[asyncio.Task[None]] = set()
         self._write_mapping = (
             f"UPDATE {ks}.telegram_message_mapping SET channel_id = ?, bucket = ?, message_id = ? "
             "WHERE chat_id = ? AND scope = ? AND telegram_message_id = ?"
@@ -183,22 +183,21 @@ class MessageTables:
             waiting.setdefault(tg_id, []).append(answer)
             return await answer
         waiting = self._waiting[group] = {tg_id: []}
-        mine: asyncio.Future[MappingRow | None] | None = None
         try:
             await asyncio.sleep(0)  # the other records of this pass ask meanwhile
-            if len(waiting) > 1 or waiting[tg_id]:
-                mine = asyncio.get_running_loop().create_future()
-                waiting[tg_id].append(mine)
         finally:
             del self._waiting[group]
-            if len(waiting) > 1 or waiting[tg_id]:
-                # Others joined: a task of its own reads for all, so that no caller's
-                # cancellation (this one's included) leaves the others waiting.
+            joined = len(waiting) > 1 or bool(waiting[tg_id])
+            if joined:
+                # A task of its own reads for all, so that no caller's cancellation (this
+                # one's included) leaves the others waiting.
                 task = asyncio.ensure_future(self._answer(group, waiting))
                 self._reading.add(task)
                 task.add_done_callback(self._reading.discard)
-        if mine is None:
+        if not joined:
             return await self._read_one(chat_id, scope, tg_id, strong=False)
+        mine: asyncio.Future[MappingRow | None] = asyncio.get_running_loop().create_future()
+        waiting[tg_id].append(mine)  # before the task reads: it has not started yet
         return await mine
 
     async def _answer(
