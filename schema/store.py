@@ -115,6 +115,8 @@ class Store:
         self.session = session
         self.settings = settings
         self.metrics = metrics
+        #: The last transient failure, named in the log line when the breaker opens.
+        self._last_error = "none recorded"
         self.breaker = breaker or CircuitBreaker(
             settings.breaker_failures,
             settings.breaker_reset_s,
@@ -284,7 +286,8 @@ class Store:
                 rows = await self._lean.execute(bound)
             else:
                 rows = await self._driver_run(bound)
-        except TRANSIENT_ERRORS:
+        except TRANSIENT_ERRORS as exc:
+            self._last_error = f"{type(exc).__name__}: {exc}"
             self.breaker.record_failure()
             if self.metrics:
                 self.metrics.store_errors.labels(kind).inc()
@@ -332,7 +335,12 @@ class Store:
         return result
 
     def _breaker_changed(self, state: BreakerState) -> None:
-        log.warning("store circuit breaker is now %s", state.value)
+        if state is BreakerState.CLOSED:
+            log.warning("store circuit breaker is now %s", state.value)
+        else:  # say what the last failure was, so that an outage explains itself
+            log.warning(
+                "store circuit breaker is now %s; last failure: %s", state.value, self._last_error
+            )
         if self.metrics:
             self.metrics.breaker_state.set(0 if state is BreakerState.CLOSED else 1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ def services(*args: str) -> None:
 
 
 async def test_retries_then_breaker_opens_while_down_and_closes_when_back(
-    make_settings: object,
+    make_settings: object, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings: Settings = make_settings(  # type: ignore[operator]
         store__breaker_reset_s=3.0, store__request_timeout_s=2.0, store__retry_max_s=0.2
@@ -51,6 +52,17 @@ async def test_retries_then_breaker_opens_while_down_and_closes_when_back(
                 await store.execute(PROBE, idempotent=False, kind="once")
             assert store.breaker.state is BreakerState.OPEN
             assert metrics.breaker_state._value.get() == 1
+            # The log line that says so names the failure that opened it.
+            opened = [
+                r.getMessage()
+                for r in caplog.records
+                if r.name == "schema.store" and "breaker is now open" in r.getMessage()
+            ]
+            assert len(opened) == 1, opened
+            assert re.search(
+                r"last failure: (NoHostAvailable|OperationTimedOut|ConnectionException): \S",
+                opened[0],
+            ), opened[0]
             with pytest.raises(BreakerOpenError):
                 await store.execute(PROBE, idempotent=False, kind="refused")
             assert metrics.store_errors.labels("refused")._value.get() == 0
