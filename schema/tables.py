@@ -243,10 +243,7 @@ class MessageTables:
         rows = await self.store.execute(
             self._read_mappings, (*group, ids), idempotent=True, kind="read_mappings"
         )
-        return {
-            r.telegram_message_id: MappingRow(r.channel_id, r.bucket, r.message_id, r.deleted_at)
-            for r in rows
-        }
+        return {r.telegram_message_id: _mapping_row(r) for r in rows}
 
     async def _read_one(
         self, chat_id: int, scope: str, tg_id: int, *, strong: bool
@@ -258,10 +255,7 @@ class MessageTables:
             write=strong,
             kind="read_mapping",
         )
-        if not rows:
-            return None
-        r = rows[0]
-        return MappingRow(r.channel_id, r.bucket, r.message_id, r.deleted_at)
+        return _mapping_row(rows[0]) if rows else None
 
     async def write_mapping(
         self, chat_id: int, scope: str, tg_id: int, channel_id: int, bucket: int, message_id: int
@@ -407,3 +401,7 @@ class MessageTables:
         return await self.store.execute(
             cql, (channel_id, bucket, bound, limit), idempotent=True, kind="read_history"
         )
+
+
+def _mapping_row(r: Row) -> MappingRow:
+    return MappingRow(r.channel_id, r.bucket, r.message_id, r.deleted_at)
