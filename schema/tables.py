@@ -200,6 +200,25 @@ class MessageTables:
         waiting[tg_id].append(mine)  # before the task reads: it has not started yet
         return await mine
 
+    async def read_mappings(
+        self, identities: Sequence[tuple[int, str, int]]
+    ) -> dict[tuple[int, str], dict[int, MappingRow] | BaseException]:
+        """The mapping rows of many identities at once, by chat and numbering space.
+
+        Each chat and numbering space is read as one statement per ``MAX_GROUPED_READ``
+        identities (a single identity as the routed single-partition read), all at once. A
+        space whose read failed gets its exception instead of its rows, so the caller can read
+        those identities again one by one; an identity with no mapping is absent from its dict.
+        """
+        groups: dict[tuple[int, str], dict[int, None]] = {}
+        for chat_id, scope, tg_id in identities:
+            groups.setdefault((chat_id, scope), {})[tg_id] = None
+        keys = list(groups)
+        found = await asyncio.gather(
+            *(self._read_many(key, list(groups[key])) for key in keys), return_exceptions=True
+        )
+        return dict(zip(keys, found, strict=True))
+
     async def _answer(
         self,
         group: tuple[int, str],

@@ -111,3 +111,27 @@ async def test_a_cancelled_first_reader_leaves_the_others_their_rows(counted: An
         got = await asyncio.wait_for(asyncio.gather(*others), timeout=10)
         assert got == [MappingRow(1, 2, 3, None), None]
         assert first.cancelled()
+
+
+async def test_a_batch_of_reads_is_one_statement_per_space_and_a_failed_space_says_so(
+    counted: Any, settings: Settings
+) -> None:
+    tables, metrics = counted
+    for tg_id in range(0, 100, 2):
+        await tables.write_mapping(HOT, "c", tg_id, 1, 2, 1000 + tg_id)
+    await tables.write_mapping(COLD, "b:1", 7, 3, 4, 5)
+    asked = [(HOT, "c", tg) for tg in range(100)] + [(HOT, "c", 4), (COLD, "b:1", 7)]
+    before = statements(metrics, "read_mappings") + statements(metrics, "read_mapping")
+
+    found = await tables.read_mappings(asked)
+
+    assert found == {
+        (HOT, "c"): {tg: MappingRow(1, 2, 1000 + tg, None) for tg in range(0, 100, 2)},
+        (COLD, "b:1"): {7: MappingRow(3, 4, 5, None)},
+    }
+    sent = statements(metrics, "read_mappings") + statements(metrics, "read_mapping")
+    assert sent - before == -(-100 // MAX_GROUPED_READ) + 1  # 102 identities, 3 statements
+    missing = MessageTables(tables.store, settings.store.keyspace + "_absent")
+    failed = await missing.read_mappings(asked)
+    assert set(failed) == {(HOT, "c"), (COLD, "b:1")}
+    assert all(isinstance(e, Exception) and "_absent" in str(e) for e in failed.values())
