@@ -5,11 +5,12 @@ the statements themselves, measured on a machine whose speed moves by a fifth be
 takes the extra work alone, so a change to it shows in microseconds, not in noise:
 
 * **loop**: ``ConsumerLoop`` over the benchmark's traffic as Kafka records held in memory
-  (decoding, ordering, write slots, metrics, offsets), with a stand-in writer whose three
-  statements per message are answered on the next turn of the event loop;
-* **lanes**: the ceiling's shape (``bench/ceiling.py``): the same stand-in writer over messages
-  decoded beforehand, in as many lanes as the consumer's default write slots (256 since
-  round 10, 64 before);
+  (decoding, ordering, write slots, metrics, offsets), with a stand-in writer whose
+  statements are answered on the next turn of the event loop: one for a batch's dedupe reads,
+  then two per message (three for a message that reads its own);
+* **lanes**: the ceiling's shape (``bench/ceiling.py``, ``feed``): the same stand-in writer over
+  messages decoded beforehand, read ahead a batch at a time, in as many lanes as the consumer's
+  default write slots (256 since round 10, 64 before);
 * **decode**: ``decode_update`` alone.
 
 ``loop - lanes`` is what the consumer adds per record before Kafka's client and the store's
@@ -40,7 +41,7 @@ from config.settings import WorkerSettings
 from consumers.decode import decode_update
 from consumers.loop import ConsumerLoop
 from consumers.model import DecodedMessage
-from consumers.writer import Outcome
+from consumers.writer import UNREAD, Outcome, Unread
 from worker.demo.traffic import BOT_ID
 from worker.lifecycle import run_fast
 from worker.metrics import Metrics
@@ -106,15 +107,27 @@ class _Records:
 
 
 class _Writer:
-    """Stands in for ``MessageWriter``: each statement is answered on the loop's next turn."""
+    """Stands in for ``MessageWriter``: each statement is answered on the loop's next turn, and
+    no message is stored yet. A batch's dedupe reads count as one statement; a message whose
+    read was made with them makes one statement less."""
 
-    async def store(self, m: DecodedMessage, *, live: bool = False) -> Outcome:
-        loop = asyncio.get_running_loop()
-        for _ in range(STATEMENTS):
-            answer: asyncio.Future[None] = loop.create_future()
-            loop.call_soon(answer.set_result, None)
-            await answer
+    async def seen_all(self, messages: Sequence[DecodedMessage]) -> list[Unread | None]:
+        await _answered()
+        return [None] * len(messages)
+
+    async def store(
+        self, m: DecodedMessage, *, live: bool = False, seen: Any = UNREAD
+    ) -> Outcome:
+        for _ in range(STATEMENTS if seen is UNREAD else STATEMENTS - 1):
+            await _answered()
         return Outcome.NEW
+
+
+async def _answered() -> None:
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[None] = loop.create_future()
+    loop.call_soon(answer.set_result, None)
+    await answer
 
 
 async def _loop_us(stream: Sequence[Update]) -> float:
@@ -137,14 +150,9 @@ async def _loop_us(stream: Sequence[Update]) -> float:
 
 async def _lanes_us(stream: Sequence[Update]) -> float:
     messages = ceiling.decode_all([u.raw for u in stream])
-    writer = _Writer()
-
-    async def lane(items: list[DecodedMessage]) -> None:
-        for m in items:
-            await writer.store(m)
-
+    writer: Any = _Writer()
     started = time.process_time()
-    await asyncio.gather(*(lane(items) for items in ceiling.lanes(messages, SETTINGS.concurrency)))
+    await ceiling.feed(writer, messages, SETTINGS.concurrency, SETTINGS.batch_max_records)
     return (time.process_time() - started) / len(messages) * 1e6
 
 

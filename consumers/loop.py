@@ -1,6 +1,7 @@
 """The consumer loop: Kafka records in, stored messages out, offsets committed only after.
 
-Each batch from ``getmany`` is decoded, grouped so that updates of one Telegram message, replies
+Each batch from ``getmany`` is decoded, its backlog records' dedupe reads made at once (the
+duplicates among them are done there), grouped so that updates of one Telegram message, replies
 and their targets, and every update of a chat that is migrating stay in order while the rest run
 concurrently, written, and only then committed. When the store is unavailable the batch is
 abandoned uncommitted, the partitions are paused and sought back, and the loop probes the store
@@ -34,9 +35,17 @@ from consumers.model import (
     MessageIdentity,
     NoMessage,
 )
-from consumers.writer import KeySpaceExhaustedError, MessageWriter, Outcome
+from consumers.writer import (
+    UNREAD,
+    KeySpaceExhaustedError,
+    MessageWriter,
+    Outcome,
+    Unread,
+    already_stored,
+)
 from schema.breaker import BreakerOpenError
 from schema.store import Store, StoreUnavailableError
+from schema.tables import MappingRow
 from worker.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -238,7 +247,7 @@ class ConsumerLoop:
                     batch = self._trim(batch, until)
                 if batch:
                     async with self._lock:
-                        self._dispatch(batch)
+                        await self._dispatch(batch)
             await self._drain()
             # Committing is always safe: only the written prefix of each partition is committed.
             await self._commit()
@@ -249,26 +258,55 @@ class ConsumerLoop:
                 task.cancel()
             raise
 
-    def _dispatch(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """Start every record of the batch; synchronous, so a rebalance sees all or none."""
-        assigned = self.consumer.assignment()
+    async def _dispatch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Start every record of the batch. The caller holds the lock, so a rebalance sees all
+        or none of it.
+
+        The dedupe reads of the batch's backlog records (not live) are made first, all at once,
+        one statement per chat and numbering space (:meth:`MessageWriter.seen_all`). A record
+        found stored is done there and then: a replayed duplicate costs no task and no write
+        slot. The others take their read along, so they do not read again.
+        """
         self.metrics.batch_size.observe(sum(len(recs) for recs in batch.values()))
         now_ms = time.time() * 1000
-        for tp, records in batch.items():
-            if tp not in assigned:
-                continue  # revoked while the batch was on its way; its new owner reads it
+        assigned = self.consumer.assignment()
+        # Revoked while the batch was on its way: its new owner reads it.
+        decoded = {tp: self._decode_all(recs) for tp, recs in batch.items() if tp in assigned}
+        window = self.settings.live_window_s
+        backlog = [
+            d
+            for pairs in decoded.values()
+            for record, d in pairs
+            if isinstance(d, DecodedMessage) and not is_live(record.timestamp, now_ms, window)
+        ]
+        seen = {}
+        busy: set[Hashable] = set()
+        if backlog:
+            # Records in flight while the reads are out may write a mapping the reads missed.
+            busy = set(self._tails)
+            seen = dict(zip(map(id, backlog), await self.writer.seen_all(backlog), strict=True))
+        for tp, pairs in decoded.items():
             entries = self._entries.setdefault(tp, deque())
-            for record, decoded in self._decode_all(records):
+            for record, d in pairs:
                 self.metrics.kafka_delay.observe(max(0.0, now_ms - record.timestamp) / 1000)
                 entry = _Entry(record.offset, len(record.value or b""), BatchStats(records=1))
                 entries.append(entry)
-                if isinstance(decoded, NoMessage):
-                    self._count_no_message(decoded, entry.stats)
+                if isinstance(d, NoMessage):
+                    self._count_no_message(d, entry.stats)
                     entry.done = True
                     continue
-                chain, follows = self._ordering(record, decoded)
+                row = seen.get(id(d), UNREAD)
+                if already_stored(d, row):
+                    self._count_duplicate(entry.stats)
+                    entry.done = True
+                    continue
+                chain, follows = self._ordering(record, d)
                 before = [t for k in follows if (t := self._tails.get(k)) is not None]
-                task = asyncio.create_task(self._run_record(record, decoded, entry, before))
+                if (before or not busy.isdisjoint(follows)) and not (
+                    isinstance(row, MappingRow) and row.message_id is not None
+                ):
+                    row = UNREAD  # an earlier update of it may write its mapping meanwhile
+                task = asyncio.create_task(self._run_record(record, d, entry, before, row))
                 for key in chain:
                     self._tails[key] = task
                 self._tasks.add(task)
@@ -305,7 +343,12 @@ class ConsumerLoop:
         self._progressed.set()
 
     async def _run_record(
-        self, record: Any, decoded: Any, entry: _Entry, before: list[asyncio.Task[None]]
+        self,
+        record: Any,
+        decoded: Any,
+        entry: _Entry,
+        before: list[asyncio.Task[None]],
+        seen: MappingRow | Unread | None,
     ) -> None:
         try:
             for task in before:
@@ -314,7 +357,7 @@ class ConsumerLoop:
                 return  # an earlier record could not be written: this one waits for the retry
             await self._slots.acquire()
             try:
-                await self._handle(record, decoded, entry.stats)
+                await self._handle(record, decoded, entry.stats, seen)
             finally:
                 self._slots.release()
             entry.done = True
@@ -414,12 +457,18 @@ class ConsumerLoop:
                 out.append((record, exc))
         return out
 
+    def _count_duplicate(self, stats: BatchStats) -> None:
+        stats.duplicates += 1
+        self.metrics.duplicates_skipped.inc()
+
     def _count_no_message(self, decoded: NoMessage, stats: BatchStats) -> None:
         kind = decoded.update_type if decoded.update_type in KNOWN_UPDATE_TYPES else "other"
         self.metrics.no_message_records.labels(kind).inc()
         stats.no_message += 1
 
-    async def _handle(self, record: Any, decoded: Any, stats: BatchStats) -> None:
+    async def _handle(
+        self, record: Any, decoded: Any, stats: BatchStats, seen: MappingRow | Unread | None
+    ) -> None:
         if isinstance(decoded, DecodeError):
             await self._dead_letter(record, DeadLetter(decoded.reason, str(decoded), 1), stats)
             return
@@ -428,7 +477,8 @@ class ConsumerLoop:
             return
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                await self._write(record, decoded, stats)
+                # A retry reads again: the first attempt may have written part of it.
+                await self._write(record, decoded, stats, seen if attempt == 1 else UNREAD)
                 return
             except UNAVAILABLE as exc:
                 raise _Abandon(str(exc)) from exc
@@ -457,7 +507,9 @@ class ConsumerLoop:
                     return
                 await asyncio.sleep(0.2 * 2**attempt)
 
-    async def _write(self, record: Any, decoded: Any, stats: BatchStats) -> None:
+    async def _write(
+        self, record: Any, decoded: Any, stats: BatchStats, seen: MappingRow | Unread | None
+    ) -> None:
         if isinstance(decoded, DeletedMessages):
             received = _header(record, "received_at")
             at_ms = int(received) if received and received.isdigit() else record.timestamp
@@ -465,10 +517,9 @@ class ConsumerLoop:
             self.metrics.deletions_applied.inc(len(decoded.identities))
             return
         live = is_live(record.timestamp, time.time() * 1000, self.settings.live_window_s)
-        outcome = await self.writer.store(decoded, live=live)
+        outcome = await self.writer.store(decoded, live=live, seen=seen)
         if outcome is Outcome.DUPLICATE:
-            stats.duplicates += 1
-            self.metrics.duplicates_skipped.inc()
+            self._count_duplicate(stats)
             return
         if outcome is Outcome.NEW or outcome is Outcome.WRITTEN:
             stats.new += 1

@@ -24,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Hashable
+from collections.abc import Awaitable, Hashable, Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, Generic, TypeVar
 
 from consumers.keys import (
@@ -53,6 +53,15 @@ class Outcome(StrEnum):
     EDIT = "edit"
     #: Written without a dedupe read (live traffic): new, or a duplicate rewritten unchanged.
     WRITTEN = "written"
+
+
+class Unread(Enum):
+    """The dedupe read has not been made: :meth:`MessageWriter.store` makes it."""
+
+    UNREAD = 0
+
+
+UNREAD = Unread.UNREAD
 
 
 class KeySpaceExhaustedError(Exception):
@@ -89,18 +98,29 @@ class MessageWriter:
         self._chats: LRU[int, tuple[Any, ...]] = LRU(cache_size)
         self._buckets: LRU[tuple[int, int], bool] = LRU(cache_size)
 
-    async def store(self, m: DecodedMessage, *, live: bool = False) -> Outcome:
+    async def store(
+        self, m: DecodedMessage, *, live: bool = False, seen: MappingRow | Unread | None = UNREAD
+    ) -> Outcome:
         """Store ``m`` once. ``live`` says its record is seconds old, so almost surely new: a
         message whose key needs no claim is then written without its dedupe read (see
-        :meth:`_store_derived`)."""
+        :meth:`_store_derived`).
+
+        ``seen`` is the dedupe read already made for ``m`` (its mapping row, or ``None`` for
+        none) by a caller that read a whole batch's at once. It must still hold: a mapping once
+        written never changes its key, but an absent one may appear if an earlier update of the
+        same message was being written meanwhile.
+        """
         ident = m.identity
-        if live and _may_skip_read(m):
-            channel = await self.channel_of(m)
-            if not needs_claim(ident, channel, m.thread_id):
-                return await self._store_derived(m, channel.channel_id)
-        existing = await self.tables.read_mapping(
-            ident.chat_id, ident.scope, ident.telegram_message_id
-        )
+        if seen is UNREAD:
+            if live and _may_skip_read(m):
+                channel = await self.channel_of(m)
+                if not needs_claim(ident, channel, m.thread_id):
+                    return await self._store_derived(m, channel.channel_id)
+            existing = await self.tables.read_mapping(
+                ident.chat_id, ident.scope, ident.telegram_message_id
+            )
+        else:
+            existing = seen
         if existing is not None and existing.message_id is not None:
             if not m.is_edit:
                 return Outcome.DUPLICATE
@@ -137,6 +157,26 @@ class MessageWriter:
         if ident.scope.startswith(Scope.BUSINESS_PREFIX):
             await self._apply_early_deletion(ident, existing, channel_id, bucket, message_id)
         return Outcome.NEW
+
+    async def seen_all(
+        self, messages: Sequence[DecodedMessage]
+    ) -> list[MappingRow | Unread | None]:
+        """The dedupe reads of many messages at once, in their order, for :meth:`store`'s
+        ``seen``: each chat and numbering space is one read (see
+        :meth:`MessageTables.read_mappings`). A message whose read failed gets ``UNREAD``, so
+        that :meth:`store` reads it again, and fails or retries there as it would have."""
+        found = await self.tables.read_mappings(
+            [(i.chat_id, i.scope, i.telegram_message_id) for i in (m.identity for m in messages)]
+        )
+        out: list[MappingRow | Unread | None] = []
+        for m in messages:
+            i = m.identity
+            rows = found[(i.chat_id, i.scope)]
+            if isinstance(rows, BaseException):
+                out.append(UNREAD)
+            else:
+                out.append(rows.get(i.telegram_message_id))
+        return out
 
     async def _store_derived(self, m: DecodedMessage, channel_id: int) -> Outcome:
         """Row, then mapping, with no dedupe read: two statements instead of three.
@@ -310,6 +350,12 @@ class MessageWriter:
         await self.tables.write_message(
             channel_id, bucket, message_id, values, write_timestamp_us(m)
         )
+
+
+def already_stored(m: DecodedMessage, seen: MappingRow | Unread | None) -> bool:
+    """Whether ``seen`` shows ``m`` stored already, so :meth:`MessageWriter.store` would only
+    answer ``Outcome.DUPLICATE`` (an edit still rewrites its row)."""
+    return isinstance(seen, MappingRow) and seen.message_id is not None and not m.is_edit
 
 
 def _chat_meta(m: DecodedMessage) -> tuple[Any, ...]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from aiokafka import AIOKafkaConsumer
 from support.consuming import checksum, consume, expected_texts, stored_rows
 from support.stack import KAFKA, unique
@@ -104,10 +105,17 @@ async def test_replay_changes_nothing_and_rebuilds_the_same_keys(
     # The whole topic again, from offset 0, into the same keyspace, as a backfill does it
     # (every mapping read first, however recent the record): nothing is written, nothing changes.
     backfill = make_settings(worker__live_window_s=0.0)
-    stats = await consume(backfill, len(updates), group_id=unique("replay"))
+    metrics = Metrics()
+    stats = await consume(backfill, len(updates), metrics, group_id=unique("replay"))
     assert stats.new == 0
     assert stats.duplicates + stats.edits == len(updates)
     assert checksum(await stored_rows(store, settings.store.keyspace)) == before
+    # A fetched batch's dedupe reads go out together, one per chat: far fewer than records.
+    # Only the edits write (their rows again, with the cells they have).
+    reads = statements(metrics, "read_mapping") + statements(metrics, "read_mappings")
+    assert 0 < reads < len(updates) / 6  # 60 chats; record by record it was about a quarter
+    assert statements(metrics, "write_message") == stats.edits
+    assert statements(metrics, "write_mapping") == statements(metrics, "lwt_key") == 0
 
     # And as live traffic (the records are seconds old): a supergroup's message skips its read
     # and its row is written again, with the cells it has, so still nothing changes, and an
@@ -130,9 +138,37 @@ async def test_replay_changes_nothing_and_rebuilds_the_same_keys(
         await other.close()
 
 
-async def test_edit_and_deletion_before_their_message(
-    settings: Settings, store: Store, produce: Any
+def statements(metrics: Metrics, kind: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "tgbridge_store_request_seconds_count", {"kind": kind}
+    )
+    return value or 0.0
+
+
+async def test_a_backfill_batch_with_a_message_its_copy_and_its_edit_stores_it_once(
+    make_settings: Any, store: Store, produce: Any
 ) -> None:
+    # A backfill reads a batch's mappings before any of its records is written: the copy and
+    # the edit must not take the original's "not stored yet" as their own.
+    settings = make_settings(worker__live_window_s=0.0)
+    chat = supergroup(-1_009_000_000_002)
+    date = 1_767_225_600
+    original = text_message(20, chat, date, "draft")
+    edit = {**original, "text": "final", "edit_date": date + 5}
+    await produce(update(1, "message", original), key=b"c")
+    await produce(update(2, "message", original), key=b"c")
+    await produce(update(3, "edited_message", edit), key=b"c")
+    stats = await consume(settings, 3)
+    assert (stats.new, stats.duplicates, stats.edits) == (1, 1, 1)
+    rows = await stored_rows(store, settings.store.keyspace)
+    assert [(r.telegram_message_id, r.content) for r in rows] == [(20, "final")]
+
+
+@pytest.mark.parametrize("window", [300.0, 0.0], ids=["live", "backfill"])
+async def test_edit_and_deletion_before_their_message(
+    make_settings: Any, store: Store, produce: Any, window: float
+) -> None:
+    settings = make_settings(worker__live_window_s=window)
     chat = supergroup(-1_009_000_000_001)
     date = 1_767_225_600
     original = text_message(10, chat, date, "first draft")
