@@ -25,7 +25,7 @@ from bench.procfs import CpuMeter
 from config.settings import WorkerSettings
 from consumers.decode import decode_update
 from consumers.model import DecodedMessage, MessageIdentity
-from consumers.writer import UNREAD, MessageWriter, Unread, already_stored
+from consumers.writer import UNREAD, MessageWriter, Unread, already_stored, found_key
 from schema.store import Store
 from schema.tables import MappingRow, MessageTables
 from worker.demo.traffic import BOT_ID
@@ -130,9 +130,7 @@ async def feed(
                 waits = i in busy or pending[i] > 0
                 if target is not None:
                     waits = waits or target in busy or pending[target] > 0
-                if waits and not (
-                    isinstance(seen, MappingRow) and seen.message_id is not None
-                ):
+                if waits and not found_key(seen):
                     seen = UNREAD
                 pending[i] += 1
                 inflight += 1

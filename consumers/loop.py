@@ -42,6 +42,7 @@ from consumers.writer import (
     Outcome,
     Unread,
     already_stored,
+    found_key,
 )
 from schema.breaker import BreakerOpenError
 from schema.store import Store, StoreUnavailableError
@@ -302,9 +303,7 @@ class ConsumerLoop:
                     continue
                 chain, follows = self._ordering(record, d)
                 before = [t for k in follows if (t := self._tails.get(k)) is not None]
-                if (before or not busy.isdisjoint(follows)) and not (
-                    isinstance(row, MappingRow) and row.message_id is not None
-                ):
+                if (before or not busy.isdisjoint(follows)) and not found_key(row):
                     row = UNREAD  # an earlier update of it may write its mapping meanwhile
                 task = asyncio.create_task(self._run_record(record, d, entry, before, row))
                 for key in chain:

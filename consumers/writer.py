@@ -352,10 +352,16 @@ class MessageWriter:
         )
 
 
+def found_key(seen: MappingRow | Unread | None) -> bool:
+    """Whether a dedupe read found the message's key: then it holds for good (a key once mapped
+    never changes), however long ago the read was made."""
+    return isinstance(seen, MappingRow) and seen.message_id is not None
+
+
 def already_stored(m: DecodedMessage, seen: MappingRow | Unread | None) -> bool:
     """Whether ``seen`` shows ``m`` stored already, so :meth:`MessageWriter.store` would only
     answer ``Outcome.DUPLICATE`` (an edit still rewrites its row)."""
-    return isinstance(seen, MappingRow) and seen.message_id is not None and not m.is_edit
+    return found_key(seen) and not m.is_edit
 
 
 def _chat_meta(m: DecodedMessage) -> tuple[Any, ...]:
