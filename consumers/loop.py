@@ -286,7 +286,10 @@ class ConsumerLoop:
             # Records in flight while the reads are out may write a mapping the reads missed.
             busy = set(self._tails)
             seen = dict(zip(map(id, backlog), await self.writer.seen_all(backlog), strict=True))
+            assigned = self.consumer.assignment()  # a rebalance waits for the lock; checked again
         for tp, pairs in decoded.items():
+            if tp not in assigned:
+                continue
             entries = self._entries.setdefault(tp, deque())
             for record, d in pairs:
                 self.metrics.kafka_delay.observe(max(0.0, now_ms - record.timestamp) / 1000)
