@@ -246,11 +246,14 @@ class WorkerSettings(BaseModel):
     concurrency: int = Field(256, ge=1, le=4096)
     batch_max_records: int = Field(500, ge=1, le=100_000)
     max_inflight_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
-    #: The consumer's fetches: Kafka answers once ``fetch_min_bytes`` are there or
-    #: ``fetch_max_wait_ms`` have passed. Gathering a few milliseconds of records per fetch
-    #: spares the broker and the consumer a fetch round per record or two at steady rates.
+    #: The consumer's fetches while idle: Kafka answers once ``fetch_min_bytes`` are there or
+    #: ``fetch_max_wait_ms`` have passed (Kafka's defaults: an idle consumer does not poll).
     fetch_min_bytes: int = Field(1, ge=1, le=64 * 1024 * 1024)
     fetch_max_wait_ms: int = Field(500, ge=1, le=30_000)
+    #: While records flow, each fetch waits up to this long for more (or 64 KiB), which spares
+    #: the broker and the consumer a fetch round per record or two at steady rates
+    #: (:mod:`consumers.fetching`). 0: the settings above always.
+    fetch_gather_ms: int = Field(5, ge=0, le=1000)
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(9108, ge=0, le=65535)
     shutdown_timeout_s: float = Field(20.0, gt=0, le=600)

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer
 
 from config.settings import Settings
 from consumers.deadletter import DeadLetters
+from consumers.fetching import FetchPace
 from consumers.loop import ConsumerLoop
 from consumers.writer import MessageWriter
 from schema.migrate import check_migrated
@@ -74,6 +75,7 @@ async def consumer_parts(
             store,
             metrics,
             settings.worker,
+            FetchPace(consumer, settings.worker),
         )
         if subscribe:
             consumer.subscribe([settings.kafka.topic], listener=loop.rebalance_listener())

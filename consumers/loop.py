@@ -28,6 +28,7 @@ from cassandra import DriverException
 from config.settings import WorkerSettings
 from consumers.deadletter import DeadLetter, DeadLetters
 from consumers.decode import decode_update
+from consumers.fetching import FetchPace
 from consumers.model import (
     DecodedMessage,
     DecodeError,
@@ -169,8 +170,10 @@ class ConsumerLoop:
         store: Store,
         metrics: Metrics,
         settings: WorkerSettings,
+        pace: FetchPace | None = None,
     ) -> None:
         self.consumer = consumer
+        self.pace = pace
         self.writer = writer
         self.dead_letters = dead_letters
         self.store = store
@@ -244,6 +247,8 @@ class ConsumerLoop:
                     timeout_ms=int(COMMIT_INTERVAL_S * 1000) if self._tasks else 500,
                     max_records=room,
                 )
+                if self.pace is not None:
+                    self.pace.after_fetch(sum(map(len, batch.values())))
                 if until is not None:
                     batch = self._trim(batch, until)
                 if batch:
