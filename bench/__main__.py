@@ -45,9 +45,8 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--paced-client", choices=[c.value for c in PacedClient],
                    default=PacedClient.LIBRDKAFKA.value,
                    help="Kafka client of the paced latency and soak phases (default librdkafka: "
-                   "the runner then takes about half the CPU per record it takes with aiokafka, "
-                   "CPU the machine under test would otherwise lose; aiokafka is the receiver's "
-                   "client)")
+                   "it takes a tenth of aiokafka's CPU per record, which the machine under test "
+                   "would otherwise lose; aiokafka is the receiver's client)")
     p.add_argument("--quiet-wait", type=float, default=None,
                    help="before each phase, wait up to this many seconds for an idle machine "
                    "(default 300, quick 0)")

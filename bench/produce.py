@@ -84,8 +84,8 @@ class PacedClient(StrEnum):
     #: librdkafka (``confluent-kafka``): its produce call is a few microseconds of C, and a
     #: thread of its own sends, so the load generator takes little of the machine it measures.
     LIBRDKAFKA = "librdkafka"
-    #: aiokafka, the receiver's client: the runner took 0.31-0.33 core at 800-900 msg/s with it
-    #: (0.19-0.21 with librdkafka, round 13), taken from the consumer and the store on two cores.
+    #: aiokafka, the receiver's client: about 0.3 ms of this process's CPU per record (0.3 of a
+    #: core at 900 msg/s, round 13), taken from the consumer and the store on a 2-core machine.
     AIOKAFKA = "aiokafka"
 
 
