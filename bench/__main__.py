@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from bench.produce import PacedClient
 from bench.run import Options, main
 
 FULL_MESSAGES = 90_000
@@ -42,11 +41,6 @@ def parse(argv: list[str] | None = None) -> Options:
                    help="paced phases run at this share of the measured ingest rate (default 0.5)")
     p.add_argument("--paced-rate", type=float, default=None,
                    help="paced phases run at this many msg/s instead (to compare runs at one rate)")
-    p.add_argument("--paced-client", choices=[c.value for c in PacedClient],
-                   default=PacedClient.LIBRDKAFKA.value,
-                   help="Kafka client of the paced latency and soak phases (default librdkafka: "
-                   "it takes a tenth of aiokafka's CPU per record, which the machine under test "
-                   "would otherwise lose; aiokafka is the receiver's client)")
     p.add_argument("--quiet-wait", type=float, default=None,
                    help="before each phase, wait up to this many seconds for an idle machine "
                    "(default 300, quick 0)")
@@ -88,7 +82,6 @@ def parse(argv: list[str] | None = None) -> Options:
         phases=phases,
         latency_share=a.latency_share,
         paced_rate=a.paced_rate,
-        paced_client=PacedClient(a.paced_client),
         ingest_runs=a.ingest_runs or (1 if quick else 2),
         quiet_wait_s=a.quiet_wait if a.quiet_wait is not None else (0.0 if quick else 300.0),
     )

@@ -17,7 +17,7 @@ from bench.drain import store_time
 from bench.offsets import GroupWatch, end_offsets
 from bench.process import ConsumerProcess, Target
 from bench.procfs import CpuMeter
-from bench.produce import PacedClient, paced
+from bench.produce import paced
 from bench.scrape import HistogramDelta
 from bench.summaries import latency_summary
 from bench.traffic import Identity, Update
@@ -114,7 +114,6 @@ async def kafka_to_row(
     seconds: float,
     warm_up_s: float = 0.0,
     pids: dict[str, int] | None = None,
-    client: PacedClient = PacedClient.LIBRDKAFKA,
 ) -> Latency:
     """Publish at ``rate`` for ``warm_up_s + seconds`` and measure record time to row written.
 
@@ -128,7 +127,7 @@ async def kafka_to_row(
     before = await consumer.metrics()
     meter = CpuMeter({"consumer": consumer.pid, **(pids or {})})
     meter.start()
-    log = await paced(kafka, stream, rate, warm_up_s + seconds, client=client)
+    log = await paced(kafka, stream, rate, warm_up_s + seconds)
     ends = await end_offsets(kafka, target.topic)
     async with GroupWatch(kafka, target.group, target.topic) as watch:
         await watch.until(ends, within_s=300)

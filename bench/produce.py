@@ -6,8 +6,6 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -78,36 +76,24 @@ class PacedLog:
         return self.records / span if span > 0 else 0.0
 
 
-class PacedClient(StrEnum):
-    """The paced phases' Kafka client."""
-
-    #: librdkafka (``confluent-kafka``): its produce call is a few microseconds of C, and a
-    #: thread of its own sends, so the load generator takes little of the machine it measures.
-    LIBRDKAFKA = "librdkafka"
-    #: aiokafka, the receiver's client: about 0.3 ms of this process's CPU per record (0.3 of a
-    #: core at 900 msg/s, round 13), taken from the consumer and the store on a 2-core machine.
-    AIOKAFKA = "aiokafka"
-
-
 async def paced(
     kafka: KafkaSettings,
     stream: Iterable[Update],
     rate: float,
     seconds: float,
     track: bool = True,
-    client: PacedClient = PacedClient.LIBRDKAFKA,
 ) -> PacedLog:
     """Publish ``stream`` at ``rate`` records per second for ``seconds``, one record at a time.
 
     Each record is stamped with the time it is handed to the producer, which is also its Kafka
     timestamp; the producer lingers as long as the receiver's does (``LINGER_MS``, 1 ms; before
-    round 5 it lingered 5 ms, which added about 4 ms to every record). Either client acknowledges
-    as the receiver's does (every in-sync replica, idempotent). Without ``track`` the send times
-    are not kept (a long soak needs only the pace).
+    round 5 it lingered 5 ms, which added about 4 ms to every record). Without ``track`` the send
+    times are not kept (a long soak needs only the pace).
     """
-    sender = _Librdkafka(kafka) if client is PacedClient.LIBRDKAFKA else _Aiokafka(kafka)
-    await sender.start()
+    producer = _producer(kafka, linger_ms=LINGER_MS)
+    await producer.start()
     log = PacedLog()
+    acks: list[asyncio.Future[object]] = []
     try:
         log.started = time.time()
         start = time.monotonic()
@@ -121,102 +107,23 @@ async def paced(
                 await asyncio.sleep(delay)
             else:
                 log.max_lag_s = max(log.max_lag_s, -delay)
-            ms = int(time.time() * 1000)
-            await sender.send(kafka.topic, u, ms)
+            stamp = time.time()
+            ms = int(stamp * 1000)
+            acks.append(
+                await producer.send(
+                    kafka.topic, u.raw, key=u.key, headers=headers(ms), timestamp_ms=ms
+                )
+            )
             log.records += 1
             if u.is_edit:
                 log.edits += 1
             elif track:
                 log.sent_at[u.identity] = ms / 1000
-        await sender.finish()
+            if len(acks) >= 1_000:
+                await asyncio.gather(*acks)
+                acks.clear()
+        await asyncio.gather(*acks)
         log.finished = time.time()
     finally:
-        await sender.close()
+        await producer.stop()
     return log
-
-
-class _Aiokafka:
-    def __init__(self, kafka: KafkaSettings) -> None:
-        self._producer = _producer(kafka, linger_ms=LINGER_MS)
-        self._acks: list[asyncio.Future[object]] = []
-
-    async def start(self) -> None:
-        await self._producer.start()
-
-    async def send(self, topic: str, u: Update, ms: int) -> None:
-        self._acks.append(
-            await self._producer.send(topic, u.raw, key=u.key, headers=headers(ms), timestamp_ms=ms)
-        )
-        if len(self._acks) >= 1_000:
-            await self.finish()
-
-    async def finish(self) -> None:
-        await asyncio.gather(*self._acks)
-        self._acks.clear()
-
-    async def close(self) -> None:
-        await self._producer.stop()
-
-
-class _Librdkafka:
-    def __init__(self, kafka: KafkaSettings) -> None:
-        if kafka.security_protocol != "PLAINTEXT":
-            raise ValueError(
-                "the librdkafka paced client speaks plaintext only; "
-                "use --paced-client aiokafka for a secured Kafka"
-            )
-        try:
-            from confluent_kafka import Producer
-        except ImportError as e:
-            raise RuntimeError(
-                "the paced phases' default client needs confluent-kafka (pip install "
-                "-e '.[bench]'), or run them with --paced-client aiokafka"
-            ) from e
-        self._producer = Producer(
-            {
-                "bootstrap.servers": kafka.bootstrap_servers,
-                "client.id": "tgbridge-bench",
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": LINGER_MS,
-                # aiokafka's (and Java's) key hashing, so a chat lands where the receiver puts it.
-                "partitioner": "murmur2_random",
-            }
-        )
-        self._failed: list[str] = []
-        self._sent = 0
-
-    async def start(self) -> None:
-        # Connect and learn the topic's partitions before the clock starts.
-        await asyncio.to_thread(self._producer.list_topics, timeout=30)
-
-    def _delivered(self, err: Any, _msg: Any) -> None:
-        if err is not None:
-            self._failed.append(str(err))
-
-    async def send(self, topic: str, u: Update, ms: int) -> None:
-        hdrs: list[tuple[str, str | bytes | None]] = [*headers(ms)]
-        self._producer.produce(
-            topic,
-            u.raw,
-            key=u.key,
-            headers=hdrs,
-            timestamp=ms,
-            on_delivery=self._delivered,
-        )
-        self._sent += 1
-        if self._sent % 64 == 0:
-            self._producer.poll(0)  # runs the delivery reports that have arrived
-        if self._failed:
-            raise RuntimeError(f"Kafka refused a paced record: {self._failed[0]}")
-
-    async def finish(self) -> None:
-        left = await asyncio.to_thread(self._producer.flush, 60)
-        if left or self._failed:
-            raise RuntimeError(
-                f"{left} paced records unacknowledged after 60 s; first refusal: "
-                f"{self._failed[0] if self._failed else 'none'}"
-            )
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self._producer.flush, 5)

@@ -31,7 +31,7 @@ from bench.drain import DrainResult, drain
 from bench.latency import kafka_to_row
 from bench.process import ConsumerProcess, Target, migrate
 from bench.procfs import service_pid
-from bench.produce import PacedClient, prefill
+from bench.produce import prefill
 from bench.profile import Sampler, summarise
 from bench.quiet import wait_quiet
 from bench.soak import soak
@@ -74,8 +74,6 @@ class Options:
     latency_share: float = 0.5
     #: Absolute rate of the paced phases (msg/s); None: ``latency_share`` of the ingest rate.
     paced_rate: float | None = None
-    #: The paced phases' Kafka client (latency, soak): librdkafka unless told otherwise.
-    paced_client: PacedClient = PacedClient.LIBRDKAFKA
     #: Paced traffic before the measured latency window (the consumer was just started).
     latency_warm_up_s: float = 15.0
     #: Ingests measured, each from an empty keyspace; the figure is the best (see _more_ingests).
@@ -283,7 +281,7 @@ async def _phases(run: Run, store: Store, keyspaces: list[str]) -> None:
             )
             kafka_lat = await kafka_to_row(
                 run.kafka, ingest_target, consumer, store, updates(10**9, epoch=1), paced_rate,
-                o.latency_seconds, o.latency_warm_up_s, run.services(), o.paced_client,
+                o.latency_seconds, o.latency_warm_up_s, run.services(),
             )
             run.figures["kafka_latency"] = kafka_lat.as_json()
         if "webhook" in o.phases:
@@ -306,7 +304,7 @@ async def _phases(run: Run, store: Store, keyspaces: list[str]) -> None:
             run.say(f"soak: {o.soak_minutes:g} min at {paced_rate:.0f} msg/s")
             run.figures["soak"] = await soak(
                 run.kafka, ingest_target, consumer, updates(10**9, epoch=3), paced_rate,
-                o.soak_minutes, run.services(), o.paced_client,
+                o.soak_minutes, run.services(),
             )
         run.figures["paced_consumer_peak_rss_mib"] = consumer.peak_rss_mib()
     finally:
@@ -504,7 +502,6 @@ def _options_json(o: Options) -> dict[str, Any]:
         "phases": sorted(o.phases),
         "latency_share_of_ingest": o.latency_share,
         "paced_rate": o.paced_rate,
-        "paced_client": o.paced_client.value,
         "latency_warm_up_s": o.latency_warm_up_s,
     }
 

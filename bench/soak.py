@@ -17,7 +17,7 @@ from bench.latency import histogram_view
 from bench.offsets import GroupWatch, end_offsets
 from bench.process import ConsumerProcess, Target
 from bench.procfs import CpuMeter
-from bench.produce import PacedClient, paced
+from bench.produce import paced
 from bench.scrape import HistogramDelta
 from bench.summaries import slope
 from bench.traffic import Update
@@ -35,7 +35,6 @@ async def soak(
     rate: float,
     minutes: float,
     pids: dict[str, int],
-    client: PacedClient = PacedClient.LIBRDKAFKA,
 ) -> dict[str, Any]:
     samples: list[tuple[float, float]] = []
 
@@ -52,7 +51,7 @@ async def soak(
     started = time.time()
     sampler = asyncio.create_task(sample())
     try:
-        log = await paced(kafka, stream, rate, minutes * 60, track=False, client=client)
+        log = await paced(kafka, stream, rate, minutes * 60, track=False)
         ends = await end_offsets(kafka, target.topic)
         async with GroupWatch(kafka, target.group, target.topic) as watch:
             await watch.until(ends, within_s=300)

@@ -13,7 +13,7 @@ stamp=".venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -
 if [[ ! -f "$stamp" ]]; then
   echo "bootstrap: installing tgbridge and its pinned dependencies into .venv" >&2
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test,bench]"
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
