@@ -1,0 +1,78 @@
+"""Offset commits against the real Kafka: a slow answer to a commit holds no record back.
+
+On a busy machine Kafka takes 10-200 ms to answer an offset commit. The consumer commits every
+0.2 s and whenever its pipeline runs dry, so if the loop waited for each answer before fetching
+again, the records that arrived meanwhile would wait too. Here every commit is slowed down to a
+second; records keep arriving one at a time, and each must still start within a fraction of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from config.settings import Settings
+from consumers.app import consumer_parts
+from schema.store import Store
+from worker.demo.traffic import generate
+from worker.metrics import Metrics
+
+SLOW_COMMIT_S = 1.0
+RECORDS = 30
+GAP_S = 0.05
+
+
+def started_within(metrics: Metrics, seconds: str) -> tuple[float, float]:
+    """(records started within ``seconds`` of their Kafka time, records started at all)."""
+    name = "tgbridge_kafka_delay_seconds"
+    within = metrics.registry.get_sample_value(f"{name}_bucket", {"le": seconds})
+    total = metrics.registry.get_sample_value(f"{name}_count")
+    return within or 0.0, total or 0.0
+
+
+async def until(check: Callable[[], bool], what: str, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, f"{what} within {within_s} s"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_slow_commit_holds_no_record_back(
+    settings: Settings, store: Store, produce: Callable[..., Any]
+) -> None:
+    metrics = Metrics()
+    stop = asyncio.Event()
+    async with consumer_parts(settings, metrics) as parts:
+        commit = parts.consumer.commit
+        commits: list[dict[TopicPartition, int]] = []
+
+        async def slow_commit(offsets: dict[TopicPartition, int]) -> None:
+            await asyncio.sleep(SLOW_COMMIT_S)  # a coordinator that takes its time
+            await commit(offsets)
+            commits.append(dict(offsets))
+
+        parts.consumer.commit = slow_commit  # type: ignore[method-assign]
+        task = asyncio.create_task(parts.loop.run(stop))
+        try:
+            for raw in generate(RECORDS, chats=5, seed=11):
+                await produce(raw)
+                await asyncio.sleep(GAP_S)
+            await until(lambda: started_within(metrics, "+Inf")[1] == RECORDS, "all started", 30)
+            within, total = started_within(metrics, "0.25")
+            assert within == total, (
+                f"{total - within:.0f} of {total:.0f} records started more than 0.25 s after "
+                f"Kafka had them: they waited for a commit ({SLOW_COMMIT_S} s) to be answered"
+            )
+            # The commits still happen, in order, and reach the last record.
+            await until(lambda: parts.loop.stats.records == RECORDS, "all committed", 30)
+        finally:
+            stop.set()
+            await task
+        assert commits, "nothing was committed"
+        tps = sorted(parts.consumer.assignment())
+        ends = await parts.consumer.end_offsets(tps)
+        assert {tp: await parts.consumer.committed(tp) or 0 for tp in tps} == ends
