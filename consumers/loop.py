@@ -90,6 +90,8 @@ class _Abandon(Exception):
 
 #: How often written offsets are committed while records keep flowing.
 COMMIT_INTERVAL_S = 0.2
+#: How long a commit may stay unanswered before the loop takes no more records until it is.
+COMMIT_OVERDUE_S = 1.0
 
 
 @dataclass(slots=True, eq=False)
@@ -197,6 +199,7 @@ class ConsumerLoop:
         self._last_commit = 0.0
         self._commit_lock = asyncio.Lock()
         self._committing: asyncio.Task[None] | None = None
+        self._commit_started = 0.0
         self._refused: dict[TopicPartition, int] = {}
 
     def rebalance_listener(self) -> ConsumerRebalanceListener:
@@ -235,12 +238,22 @@ class ConsumerLoop:
                     await self._recover(stop)
                     continue
                 self._commit_if_due()
-                if until is not None and not self._tasks and self._committing is not None:
+                committing = self._committing
+                if committing is not None and until is not None and not self._tasks:
                     # A bounded run (a replay) ends on what is committed: nothing is in flight,
                     # so waiting for the commit holds no record back.
-                    await asyncio.wait({self._committing})
+                    await asyncio.wait({committing})
                 if until is not None and self._reached(until):
                     break
+                if (
+                    committing is not None
+                    and not committing.done()
+                    and time.monotonic() - self._commit_started >= COMMIT_OVERDUE_S
+                ):
+                    # Kafka has left a commit unanswered for a second: take no more records
+                    # until it answers, so written records waiting for a commit do not pile up.
+                    await asyncio.wait({committing}, timeout=COMMIT_INTERVAL_S)
+                    continue
                 room = limit - self._inflight_records
                 # While records are in flight, fetch again only once there is room for a
                 # useful batch, so a saturated pipeline is not fed one record at a time.
@@ -404,12 +417,15 @@ class ConsumerLoop:
 
         The loop does not wait for it: Kafka answers a commit in 10-50 ms on a busy machine
         (up to 200 ms and more), and records fetched meanwhile would wait that long before
-        they start. A commit that fails for any reason but a rebalance stops the loop, as
-        one awaited here would have.
+        they start. Only a commit left unanswered for ``COMMIT_OVERDUE_S`` holds the loop
+        back (:meth:`run`). A commit that fails for any reason but a rebalance stops the
+        loop, as one awaited here would have.
         """
         if self._committing is not None:
             return
-        if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S or not self._tasks:
+        now = time.monotonic()
+        if now - self._last_commit >= COMMIT_INTERVAL_S or not self._tasks:
+            self._commit_started = now
             self._committing = task = asyncio.create_task(self._commit())
             task.add_done_callback(self._committed)
 

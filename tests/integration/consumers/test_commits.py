@@ -16,7 +16,8 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from config.settings import Settings
-from consumers.app import consumer_parts
+from consumers.app import ConsumerParts, consumer_parts
+from consumers.loop import COMMIT_OVERDUE_S
 from schema.store import Store
 from worker.demo.traffic import generate
 from worker.metrics import Metrics
@@ -41,6 +42,12 @@ async def until(check: Callable[[], bool], what: str, within_s: float) -> None:
         await asyncio.sleep(0.02)
 
 
+async def joined(parts: ConsumerParts) -> None:
+    """Wait until the replica has its partitions, so no record waits for the group to form."""
+    await until(lambda: bool(parts.consumer.assignment()), "partitions assigned", 30)
+    await asyncio.sleep(0.3)
+
+
 async def test_a_slow_commit_holds_no_record_back(
     settings: Settings, store: Store, produce: Callable[..., Any]
 ) -> None:
@@ -58,6 +65,7 @@ async def test_a_slow_commit_holds_no_record_back(
         parts.consumer.commit = slow_commit  # type: ignore[method-assign]
         task = asyncio.create_task(parts.loop.run(stop))
         try:
+            await joined(parts)
             for raw in generate(RECORDS, chats=5, seed=11):
                 await produce(raw)
                 await asyncio.sleep(GAP_S)
@@ -76,3 +84,39 @@ async def test_a_slow_commit_holds_no_record_back(
         tps = sorted(parts.consumer.assignment())
         ends = await parts.consumer.end_offsets(tps)
         assert {tp: await parts.consumer.committed(tp) or 0 for tp in tps} == ends
+
+
+async def test_a_commit_kafka_leaves_unanswered_stops_the_intake_until_it_answers(
+    settings: Settings, store: Store, produce: Callable[..., Any]
+) -> None:
+    """Written records wait for a commit to be counted as done; while Kafka does not answer
+    one, they would pile up without end if the loop went on taking records."""
+    metrics = Metrics()
+    stop = asyncio.Event()
+    answer = asyncio.Event()
+    async with consumer_parts(settings, metrics) as parts:
+        commit = parts.consumer.commit
+
+        async def stuck_commit(offsets: dict[TopicPartition, int]) -> None:
+            await answer.wait()  # a coordinator that does not answer until told to
+            await commit(offsets)
+
+        parts.consumer.commit = stuck_commit  # type: ignore[method-assign]
+        task = asyncio.create_task(parts.loop.run(stop))
+        try:
+            await joined(parts)
+            updates = list(generate(20, chats=5, seed=12))
+            for raw in updates:
+                await produce(raw)
+                await asyncio.sleep(0.15)  # 3 s in all, the first commit stuck from the start
+            _, started = started_within(metrics, "+Inf")
+            assert 1 <= started <= 12, (
+                f"{started:.0f} of {len(updates)} records started while a commit went "
+                f"unanswered for {COMMIT_OVERDUE_S} s and more"
+            )
+            answer.set()
+            await until(lambda: parts.loop.stats.records == len(updates), "all committed", 30)
+        finally:
+            answer.set()
+            stop.set()
+            await task
