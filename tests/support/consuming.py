@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -76,3 +77,11 @@ def expected_texts(
         if key not in best or stamp > best[key][0]:
             best[key] = (stamp, text)
     return {k: v[1] for k, v in best.items()}
+
+
+async def until(check: Callable[[], bool], what: str, within_s: float) -> None:
+    """Wait until ``check()`` holds; fail naming ``what`` after ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, f"{what} within {within_s} s"
+        await asyncio.sleep(0.02)

@@ -9,11 +9,11 @@ second; records keep arriving one at a time, and each must still start within a 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
 from aiokafka import TopicPartition
+from support.consuming import until
 
 from config.settings import Settings
 from consumers.app import ConsumerParts, consumer_parts
@@ -33,13 +33,6 @@ def started_within(metrics: Metrics, seconds: str) -> tuple[float, float]:
     within = metrics.registry.get_sample_value(f"{name}_bucket", {"le": seconds})
     total = metrics.registry.get_sample_value(f"{name}_count")
     return within or 0.0, total or 0.0
-
-
-async def until(check: Callable[[], bool], what: str, within_s: float) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {within_s} s"
-        await asyncio.sleep(0.02)
 
 
 async def joined(parts: ConsumerParts) -> None:

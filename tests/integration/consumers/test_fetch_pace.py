@@ -8,12 +8,12 @@ here instead of silently costing a fetch round per record or two.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from support.consuming import until
 from support.stack import KAFKA
 
 from config.settings import Settings
@@ -53,13 +53,6 @@ async def running(
             watcher.cancel()
             stop.set()
             await task
-
-
-async def until(check: Callable[[], bool], what: str, within_s: float) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {within_s} s"
-        await asyncio.sleep(0.02)
 
 
 async def publish(settings: Settings, updates: list[bytes], gap_s: float = 0.0) -> None:
