@@ -12,6 +12,12 @@ from bench.run import Options, main
 
 FULL_MESSAGES = 90_000
 QUICK_MESSAGES = 4_000
+# The soak's default length. Its slope is fitted over the second half, and at ~950 msg/s on this
+# machine the consumer's resident memory settles within 15 minutes of paced traffic (a backlog's
+# buffers come and go, the allocator reaches its high-water mark) and then stays put: flat at
+# 89.2 MiB from minute 15 to minute 60 in a one-hour soak. With 10 minutes, the fitted half was
+# that settling. See BENCHMARKS.md, "Round 15".
+FULL_SOAK_MINUTES = 30.0
 PHASES = ("replay", "ceiling", "latency", "webhook", "soak")
 
 
@@ -26,7 +32,8 @@ def parse(argv: list[str] | None = None) -> Options:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, help=f"updates to pre-fill (default {FULL_MESSAGES}, "
                    f"--quick {QUICK_MESSAGES})")
-    p.add_argument("--soak-minutes", type=float, default=None, help="soak length (default 10)")
+    p.add_argument("--soak-minutes", type=float, default=None,
+                   help=f"soak length (default {FULL_SOAK_MINUTES:g}, quick 0.5)")
     p.add_argument("--skip-soak", action="store_true", help="leave the soak out")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: few messages, short phases, a half-minute soak")
@@ -68,7 +75,8 @@ def parse(argv: list[str] | None = None) -> Options:
         p.error(f"unknown phase(s): {', '.join(sorted(phases - set(PHASES)))}")
     return Options(
         messages=a.messages or (QUICK_MESSAGES if quick else FULL_MESSAGES),
-        soak_minutes=a.soak_minutes if a.soak_minutes is not None else (0.5 if quick else 10.0),
+        soak_minutes=a.soak_minutes if a.soak_minutes is not None else (
+            0.5 if quick else FULL_SOAK_MINUTES),
         skip_soak=a.skip_soak,
         quick=quick,
         latency_seconds=a.latency_seconds or (10.0 if quick else 60.0),

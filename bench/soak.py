@@ -2,7 +2,9 @@
 
 Memory is sampled every two seconds. The slope is fitted over the second half of the soak, once
 caches, the allocator's arenas and the driver's pools have settled; the whole-soak slope is
-reported beside it. "Flat" means the second-half slope is under ``FLAT_MIB_PER_HOUR``.
+reported beside it. "Flat" means the second-half slope is under ``FLAT_MIB_PER_HOUR``. Settling
+takes up to 15 minutes at ~950 msg/s on the 2-core machine, so the default soak lasts 30
+(``bench.__main__.FULL_SOAK_MINUTES``).
 """
 
 from __future__ import annotations
