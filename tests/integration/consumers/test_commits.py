@@ -113,3 +113,6 @@ async def test_a_commit_kafka_leaves_unanswered_stops_the_intake_until_it_answer
             answer.set()
             stop.set()
             await task
+        tps = sorted(parts.consumer.assignment())
+        ends = await parts.consumer.end_offsets(tps)
+        assert {tp: await parts.consumer.committed(tp) or 0 for tp in tps} == ends
