@@ -41,8 +41,12 @@ AREAS = (
     ("tgbridge: writer", "consumers/writer.py"),
     ("tgbridge: keys", "consumers/keys.py"),
     ("tgbridge: store", "schema/store.py"),
+    ("tgbridge: lean requests", "schema/lean.py"),
+    ("tgbridge: reactor (connections on the loop)", "schema/reactor.py"),
+    ("tgbridge: fetching", "consumers/fetching.py"),
     ("tgbridge: tables", "schema/tables.py"),
     ("tgbridge: breaker", "schema/breaker.py"),
+    ("tgbridge: metrics", "worker/metrics.py"),
     ("tgbridge: other", "/work/"),
 )
 
@@ -89,12 +93,15 @@ def _parse(frame: str) -> tuple[str, str]:
 
 
 def _area(path: str, func: str) -> str:
+    if path == "<string>":
+        # The __init__ of dataclasses and namedtuples is generated code with no file of its own.
+        return "generated constructors (dataclasses, namedtuples)"
+    if not path:
+        return f"native/other ({func})" if func else "native/other"
     path = "/" + path.lstrip("/")
     for name, marker in AREAS:
         if marker in path:
             return name
-    if not path:
-        return f"native/other ({func})" if func else "native/other"
     return "other python"
 
 
