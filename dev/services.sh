@@ -9,7 +9,8 @@
 #
 # Ports: TGBRIDGE_DEV_KAFKA_PORT (9092), TGBRIDGE_DEV_CASSANDRA_PORT (9042); the controller and
 # storage ports are those plus one thousand-ish offsets below. JVM options (heap, collector):
-# TGBRIDGE_DEV_KAFKA_JVM, TGBRIDGE_DEV_CASSANDRA_JVM.
+# TGBRIDGE_DEV_KAFKA_JVM, TGBRIDGE_DEV_CASSANDRA_JVM. Scheduling priority of both JVMs:
+# TGBRIDGE_DEV_SERVICES_NICE (5; 0 gives them the same priority as everything else).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +27,13 @@ CASSANDRA_DEADLINE="${TGBRIDGE_DEV_CASSANDRA_DEADLINE:-180}"
 # waited that long; with a 20 ms goal they take 10-45 ms (BENCHMARKS.md, round 4).
 KAFKA_JVM="${TGBRIDGE_DEV_KAFKA_JVM:--Xms256m -Xmx768m -XX:+UseG1GC -XX:TieredStopAtLevel=1}"
 CASSANDRA_JVM="${TGBRIDGE_DEV_CASSANDRA_JVM:--Xms1g -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20}"
+# The two JVMs run at nice 5. In production the store and the broker have machines of their own;
+# here they share two cores with tgbridge, whose consumer does its work on one thread. At
+# 800 msg/s Cassandra's pool threads wake up some 36,000 times a second, and at equal priority
+# that one thread was preempted 3,500 times a second; the p99 from Kafka record to row was
+# 72-288 ms that way and 54-67 ms with the JVMs at nice 5 (BENCHMARKS.md, round 16). At nice 5
+# they still get every cycle tgbridge leaves.
+SERVICES_NICE="${TGBRIDGE_DEV_SERVICES_NICE:-5}"
 
 say() { printf 'services: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -101,7 +109,7 @@ start_kafka() {
   local attempt
   for attempt in 1 2; do
     # shellcheck disable=SC2086  # KAFKA_JVM is a list of options
-    nohup java $KAFKA_JVM \
+    nohup nice -n "$SERVICES_NICE" java $KAFKA_JVM \
       -Dlog4j2.configurationFile="$SRC/log4j2.properties" -Dtgbridge.home="$dir" \
       -cp "$dir/lib/*" kafka.Kafka "$dir/server.properties" >"$dir/kafka.log" 2>&1 &
     pid=$!
@@ -132,7 +140,7 @@ start_cassandra() {
     opens+=("--add-opens=java.base/$m=ALL-UNNAMED")
   done
   # shellcheck disable=SC2086  # CASSANDRA_JVM is a list of options
-  nohup java $CASSANDRA_JVM -Xss512k \
+  nohup nice -n "$SERVICES_NICE" java $CASSANDRA_JVM -Xss512k \
     -javaagent:"$jamm" \
     --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED \
     --add-exports=java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED \
@@ -197,6 +205,8 @@ cmd="${1:-status}"; which="${2:-all}"
 mkdir -p "$STATE"
 case "$cmd" in
   start)
+    [[ "$SERVICES_NICE" =~ ^[0-9]+$ ]] && ((SERVICES_NICE <= 19)) \
+      || die "TGBRIDGE_DEV_SERVICES_NICE must be a whole number from 0 to 19, not '$SERVICES_NICE'"
     case "$which" in
       kafka) start_kafka ;;
       cassandra) start_cassandra ;;
