@@ -10,7 +10,8 @@
 # Ports: TGBRIDGE_DEV_KAFKA_PORT (9092), TGBRIDGE_DEV_CASSANDRA_PORT (9042); the controller and
 # storage ports are those plus one thousand-ish offsets below. JVM options (heap, collector):
 # TGBRIDGE_DEV_KAFKA_JVM, TGBRIDGE_DEV_CASSANDRA_JVM. Scheduling priority of both JVMs:
-# TGBRIDGE_DEV_SERVICES_NICE (5; 0 gives them the same priority as everything else).
+# TGBRIDGE_DEV_SERVICES_NICE (5, added to the nice value this script runs at; 0 gives them the same
+# priority as everything else).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
