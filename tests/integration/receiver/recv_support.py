@@ -272,6 +272,19 @@ def _serialise(update: dict[str, Any], style: int) -> bytes:
     return json.dumps(update, ensure_ascii=False).encode()
 
 
+def kafka_cluster_id() -> str:
+    """A random 22-character cluster id for StorageTool's `-t`.
+
+    The URL-safe base64 of a UUID starts with '-' one time in 64, and StorageTool's argument
+    parser then takes the id for an option and exits 1; Kafka's own Uuid.randomUuid() redraws
+    such ids for the same reason, and so does this.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class PrivateKafka:
     """A throwaway one-node Kafka on its own ports and data dir, which a test may stop and restart.
 
@@ -299,22 +312,26 @@ class PrivateKafka:
             .replace("@CONTROLLER_PORT@", str(self.controller_port))
             .replace("@DATA@", str(data))
         )
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        subprocess.run(
+        formatted = subprocess.run(
             [
                 *self._java(),
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
-                cluster_id,
+                kafka_cluster_id(),
                 "-c",
                 str(self._properties),
                 "--ignore-formatted",
             ],
-            check=True,
             capture_output=True,
             timeout=60,
         )
+        if formatted.returncode != 0:
+            pytest.fail(
+                f"formatting the private Kafka's log dir failed ({formatted.returncode}): "
+                + formatted.stderr.decode(errors="replace")[-2000:],
+                pytrace=False,
+            )
 
     def _java(self) -> list[str]:
         return [
