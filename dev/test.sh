@@ -6,8 +6,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 dev/bootstrap.sh
 started=()
+# Read the status whole first: `grep -q` quits at its first match, and under pipefail the
+# SIGPIPE that status then got counted as "not running", so a Kafka the user had started was
+# stopped at the end.
+status="$(dev/services.sh status 2>&1 || true)"
 for svc in kafka cassandra; do
-  if ! dev/services.sh status 2>&1 | grep -q "^services: $svc: running"; then started+=("$svc"); fi
+  if ! grep -q "^services: $svc: running" <<<"$status"; then started+=("$svc"); fi
 done
 stop_started() { for svc in "${started[@]}"; do dev/services.sh stop "$svc" || true; done; }
 trap stop_started EXIT
