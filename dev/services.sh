@@ -10,8 +10,8 @@
 # Ports: TGBRIDGE_DEV_KAFKA_PORT (9092), TGBRIDGE_DEV_CASSANDRA_PORT (9042); the controller and
 # storage ports are those plus one thousand-ish offsets below. JVM options (heap, collector):
 # TGBRIDGE_DEV_KAFKA_JVM, TGBRIDGE_DEV_CASSANDRA_JVM. Scheduling priority of both JVMs:
-# TGBRIDGE_DEV_SERVICES_NICE (5, added to the nice value this script runs at; 0 gives them the same
-# priority as everything else).
+# TGBRIDGE_DEV_SERVICES_NICE (19, added to the nice value this script runs at and capped at 19;
+# 0 gives them the same priority as everything else).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,13 +28,16 @@ CASSANDRA_DEADLINE="${TGBRIDGE_DEV_CASSANDRA_DEADLINE:-180}"
 # waited that long; with a 20 ms goal they take 10-45 ms (BENCHMARKS.md, round 4).
 KAFKA_JVM="${TGBRIDGE_DEV_KAFKA_JVM:--Xms256m -Xmx768m -XX:+UseG1GC -XX:TieredStopAtLevel=1}"
 CASSANDRA_JVM="${TGBRIDGE_DEV_CASSANDRA_JVM:--Xms1g -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20}"
-# The two JVMs run at nice 5. In production the store and the broker have machines of their own;
-# here they share two cores with tgbridge, whose consumer does its work on one thread. At
-# 800 msg/s Cassandra's pool threads wake up some 36,000 times a second, and at equal priority
-# that one thread was preempted 3,500 times a second; the p99 from Kafka record to row was
-# 72-288 ms that way and 54-67 ms with the JVMs at nice 5 (BENCHMARKS.md, round 16). At nice 5
-# they still get every cycle tgbridge leaves.
-SERVICES_NICE="${TGBRIDGE_DEV_SERVICES_NICE:-5}"
+# The two JVMs run at nice 19, the lowest priority. In production the store and the broker have
+# machines of their own; here they share two cores with tgbridge, whose consumer does its work on
+# one thread, and Cassandra's pool threads wake up some 36,000 times a second. A preempted
+# consumer holds back every record behind it; a JVM thread that waits a moment holds back one
+# request, and the JVMs then take their work in larger bursts (Cassandra used 0.47-0.49 core
+# against 0.55-0.58 for the same traffic). At 2,200 msg/s the p99 from Kafka record to row was
+# 850-6,800 ms at nice 5, 41-61 ms at nice 12 and 36-40 ms at nice 19 (BENCHMARKS.md, round 17;
+# at 800 msg/s on a slower host nice 5 had taken it from 72-288 to 54-67 ms, round 16). Nice
+# only orders who waits: the JVMs still get every cycle tgbridge leaves.
+SERVICES_NICE="${TGBRIDGE_DEV_SERVICES_NICE:-19}"
 
 say() { printf 'services: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
