@@ -54,6 +54,30 @@ def paxos_state_mib(state_dir: Path) -> float | None:
     return round(size / 2**20, 1)
 
 
+def thread_nice(pid: int) -> list[int] | None:
+    """The distinct nice values of ``pid``'s threads, lowest first (None once it is gone).
+
+    ``dev/services.sh`` starts the local Kafka and Cassandra at nice 19 (round 17; 5 in round 16,
+    0 before), and how they share the two cores with the consumer moves the latency figures more
+    than most changes to the consumer do, so each run records it. Every thread is read, since a
+    JVM's threads can be reniced one by one.
+    """
+    values: set[int] = set()
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        # Fields after the command name (which may hold spaces and parentheses): the nice value
+        # is field 19 of proc(5), the 17th after ``comm``.
+        values.add(int(stat.rsplit(")", 1)[1].split()[16]))
+    return sorted(values) or None
+
+
 def git_revision(root: Path) -> dict[str, Any]:
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
@@ -66,7 +90,7 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-async def facts(store: Store, root: Path) -> dict[str, Any]:
+async def facts(store: Store, root: Path, pids: dict[str, int]) -> dict[str, Any]:
     rows = await store.execute(
         "SELECT release_version FROM system.local", idempotent=True, kind="probe"
     )
@@ -82,5 +106,6 @@ async def facts(store: Store, root: Path) -> dict[str, Any]:
         "store_is_scylla": store.is_scylla,
         "kafka": kafka_version(root / ".local"),
         "cassandra_paxos_state_mib_at_start": paxos_state_mib(root / ".local"),
+        "nice": {name: thread_nice(pid) for name, pid in sorted(pids.items())},
         "git": git_revision(root),
     }

@@ -135,6 +135,9 @@ class Run:
             )
 
 
+#: The nice value dev/services.sh gives the local Kafka and Cassandra (TGBRIDGE_DEV_SERVICES_NICE).
+SERVICES_NICE = 19
+
 #: Messages written before the measured phases, to warm the store's JVM (about 15 s here).
 WARM_UP_MESSAGES = 8_000
 
@@ -145,7 +148,17 @@ async def execute(options: Options) -> Path:
     run.workdir.mkdir(parents=True, exist_ok=True)
     store = await Store.connect(_runner_store_settings(options))
     keyspaces: list[str] = []
-    facts = await machine.facts(store, ROOT)
+    facts = await machine.facts(store, ROOT, run.services())
+    for name in ("kafka", "cassandra"):
+        nice = facts["nice"].get(name)
+        if nice is not None and nice != [SERVICES_NICE]:
+            note = (
+                f"{name} runs at nice {', '.join(map(str, nice))}, not {SERVICES_NICE} as "
+                "dev/services.sh starts it since round 17: the paced phases' latency depends on "
+                "it (BENCHMARKS.md, round 17)"
+            )
+            run.notes.append(note)
+            run.say(f"note: {note}")
     paxos = facts.get("cassandra_paxos_state_mib_at_start")
     if paxos is not None and paxos > PAXOS_NOTE_MIB:
         note = (
