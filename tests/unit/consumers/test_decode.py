@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import pickle
 from typing import Any
@@ -704,6 +705,17 @@ def test_legacy_forward_fields_are_collected() -> None:
     }
 
 
+def test_empty_forward_origin_is_kept_and_wins_over_legacy_fields() -> None:
+    result = decode_message(supergroup_message(511, forward_origin={}, forward_date=DATE - 60))
+    assert result.forward_origin == "{}"
+
+
+def test_wrong_forward_origin_falls_back_to_legacy_fields() -> None:
+    result = decode_message(supergroup_message(512, forward_origin=[], forward_date=DATE - 60))
+    assert result.forward_origin == f'{{"forward_date":{DATE - 60}}}'
+    assert decode_message(supergroup_message(513, forward_origin=None)).forward_origin is None
+
+
 def test_album_parts_share_the_media_group() -> None:
     first, second = (decode_message(part) for part in ALBUM)
     assert first.media_group_id == second.media_group_id == "13719875301478"
@@ -756,6 +768,14 @@ def test_service_messages(update: dict[str, Any], service: str) -> None:
     result = decode_message(update)
     assert result.service == service
     assert result.text is None
+
+
+def test_service_is_the_first_service_field_in_key_order() -> None:
+    pin = {"message_id": 1, "chat": SUPERGROUP_CHAT, "date": DATE}
+    first = supergroup_message(514, pinned_message=pin, new_chat_title="T", photo=[])
+    assert decode_message(first).service == "pinned_message"
+    second = supergroup_message(515, new_chat_title="T", photo=[], pinned_message=pin)
+    assert decode_message(second).service == "new_chat_title"
 
 
 def test_migration_ids() -> None:
@@ -992,6 +1012,18 @@ def test_message_too_deep_to_encode_again_is_bad() -> None:
     nested = b"[" * 600 + b"]" * 600
     raw = b'{"update_id":1,"message":' + orjson.dumps(message_with())[:-1] + b',"x":' + nested
     assert reason_of(raw + b"}}") == "bad_message"
+
+
+def test_message_identity_is_a_frozen_value() -> None:
+    identity = decode_message(PRIVATE_TEXT).identity
+    same = MessageIdentity(chat_id=5001, scope=f"bot:{BOT}", telegram_message_id=17)
+    assert identity == same and hash(identity) == hash(same)
+    assert {identity: 1}[same] == 1
+    assert identity != MessageIdentity(5001, f"bot:{BOT}", 18)
+    assert repr(same) == f"MessageIdentity(chat_id=5001, scope='bot:{BOT}', telegram_message_id=17)"
+    assert pickle.loads(pickle.dumps(identity)) == identity
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        identity.telegram_message_id = 18  # type: ignore[misc]
 
 
 def test_decode_error_is_picklable_and_readable() -> None:
