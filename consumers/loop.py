@@ -1,7 +1,8 @@
 """The consumer loop: Kafka records in, stored messages out, offsets committed only after.
 
 Each batch from ``getmany`` is decoded, its backlog records' dedupe reads made at once (the
-duplicates among them are done there), grouped so that updates of one Telegram message, replies
+duplicates among them are done there; while the pipeline is light, the next batch's reads go out
+before it starts), grouped so that updates of one Telegram message, replies
 and their targets, and every update of a chat that is migrating stay in order while the rest run
 concurrently, written, and only then committed. When the store is unavailable the batch is
 abandoned uncommitted, the partitions are paused and sought back, and the loop probes the store
@@ -104,6 +105,19 @@ class _Entry:
     done: bool = False
 
 
+@dataclass(slots=True, eq=False)
+class _Ahead:
+    """A fetched, decoded batch whose dedupe reads are out, not started yet."""
+
+    generation: int
+    now_ms: float
+    decoded: dict[TopicPartition, list[tuple[Any, Any]]]
+    backlog: list[DecodedMessage]
+    busy: set[Hashable]
+    reads: asyncio.Future[list[MappingRow | Unread | None]] | None
+    size: int
+
+
 class _Slots:
     """At most ``n`` holders at once, first come first served, as ``asyncio.Semaphore``.
 
@@ -201,6 +215,9 @@ class ConsumerLoop:
         self._committing: asyncio.Task[None] | None = None
         self._commit_started = 0.0
         self._refused: dict[TopicPartition, int] = {}
+        #: The batch read ahead, and how many rebalances have revoked partitions so far.
+        self._ahead: _Ahead | None = None
+        self._generation = 0
 
     def rebalance_listener(self) -> ConsumerRebalanceListener:
         loop = self
@@ -210,6 +227,7 @@ class ConsumerLoop:
                 # Everything in flight is written and committed (or abandoned) before the
                 # partitions go to another replica; the main loop dispatches nothing meanwhile.
                 async with loop._lock:
+                    loop._generation += 1  # a batch read ahead is dropped, not started
                     await loop._drain()
                     await loop._commit()
                     for tp in revoked:
@@ -254,6 +272,35 @@ class ConsumerLoop:
                     # until it answers, so written records waiting for a commit do not pile up.
                     await asyncio.wait({committing}, timeout=COMMIT_INTERVAL_S)
                     continue
+                ahead = self._ahead
+                if ahead is not None:
+                    # A batch's dedupe reads are out. While the pipeline is light (a replay:
+                    # its duplicates are done as soon as their reads answer) the next batch
+                    # already fetched is decoded and its reads sent meanwhile; otherwise the
+                    # batch starts now, as it would have without reading ahead.
+                    light = (
+                        self._inflight_records <= limit // 4
+                        and self._inflight_bytes + ahead.size
+                        < self.settings.max_inflight_bytes // 2
+                    )
+                    batch = (
+                        await self.consumer.getmany(
+                            timeout_ms=0, max_records=limit - self._inflight_records
+                        )
+                        if light
+                        else {}
+                    )
+                    if batch and self.pace is not None:
+                        self.pace.after_fetch(sum(map(len, batch.values())))
+                    if until is not None:
+                        batch = self._trim(batch, until)
+                    after = self._prepare(batch) if batch else None
+                    self._ahead = None
+                    async with self._lock:
+                        await self._start(ahead)
+                    if after is not None:
+                        await self._begin(after)
+                    continue
                 room = limit - self._inflight_records
                 # While records are in flight, fetch again only once there is room for a
                 # useful batch, so a saturated pipeline is not fed one record at a time.
@@ -271,29 +318,27 @@ class ConsumerLoop:
                 if until is not None:
                     batch = self._trim(batch, until)
                 if batch:
-                    async with self._lock:
-                        await self._dispatch(batch)
+                    await self._begin(self._prepare(batch))
+            # A batch read ahead was never started: nothing of it is committed, and whoever
+            # consumes these partitions next reads it again.
+            self._drop_ahead()
             await self._drain()
             # Committing is always safe: only the written prefix of each partition is committed.
             await self._commit()
             if self._crash is not None:
                 raise self._crash
         except asyncio.CancelledError:
+            self._drop_ahead()
             for task in self._tasks:
                 task.cancel()
             if self._committing is not None:
                 self._committing.cancel()
             raise
 
-    async def _dispatch(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """Start every record of the batch. The caller holds the lock, so a rebalance sees all
-        or none of it.
-
-        The dedupe reads of the batch's backlog records (not live) are made first, all at once,
-        one statement per chat and numbering space (:meth:`MessageWriter.seen_all`). A record
-        found stored is done there and then: a replayed duplicate costs no task and no write
-        slot. The others take their read along, so they do not read again.
-        """
+    def _prepare(self, batch: dict[TopicPartition, list[Any]]) -> _Ahead:
+        """Decode a fetched batch and send the dedupe reads of its backlog records (not live)
+        all at once, one statement per chat and numbering space
+        (:meth:`MessageWriter.seen_all`). Nothing of it starts until :meth:`_start`."""
         self.metrics.batch_size.observe(sum(len(recs) for recs in batch.values()))
         now_ms = time.time() * 1000
         assigned = self.consumer.assignment()
@@ -306,14 +351,61 @@ class ConsumerLoop:
             for record, d in pairs
             if isinstance(d, DecodedMessage) and not is_live(record.timestamp, now_ms, window)
         ]
-        seen = {}
         busy: set[Hashable] = set()
+        reads = None
         if backlog:
-            # Records in flight while the reads are out may write a mapping the reads missed.
+            # Records in flight while the reads are out may write a mapping the reads missed,
+            # and so may the records of a batch read ahead of this one, which start first.
             busy = set(self._tails)
-            seen = dict(zip(map(id, backlog), await self.writer.seen_all(backlog), strict=True))
-            assigned = self.consumer.assignment()  # a rebalance waits for the lock; checked again
-        for tp, pairs in decoded.items():
+            if self._ahead is not None:
+                for pairs in self._ahead.decoded.values():
+                    for record, d in pairs:
+                        busy.update(self._ordering(record, d)[0])
+            reads = asyncio.ensure_future(self.writer.seen_all(backlog))
+        return _Ahead(
+            generation=self._generation,
+            now_ms=now_ms,
+            decoded=decoded,
+            backlog=backlog,
+            busy=busy,
+            reads=reads,
+            size=sum(len(r.value or b"") for recs in batch.values() for r in recs),
+        )
+
+    async def _begin(self, prepared: _Ahead) -> None:
+        """Start a prepared batch now if it has no reads out; else keep it as the batch read
+        ahead, started on the loop's next turn (after a batch fetched meanwhile is prepared)."""
+        if prepared.reads is None:
+            async with self._lock:
+                await self._start(prepared)
+        else:
+            self._ahead = prepared
+
+    def _drop_ahead(self) -> _Ahead | None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.reads is not None:
+            ahead.reads.cancel()
+        return ahead
+
+    async def _start(self, prepared: _Ahead) -> None:
+        """Start every record of a prepared batch, in order. The caller holds the lock, so a
+        rebalance sees all or none of it.
+
+        A record found stored by the batch's dedupe reads is done there and then: a replayed
+        duplicate costs no task and no write slot. The others take their read along, so they
+        do not read again. A batch prepared before a rebalance is dropped unstarted: the
+        partitions' new owners (or this consumer, from the committed offsets) read it again.
+        """
+        seen = {}
+        if prepared.reads is not None:
+            rows = await prepared.reads
+            seen = dict(zip(map(id, prepared.backlog), rows, strict=True))
+        if prepared.generation != self._generation:
+            return
+        busy = prepared.busy
+        now_ms = prepared.now_ms
+        assigned = self.consumer.assignment()  # a rebalance waits for the lock; checked again
+        for tp, pairs in prepared.decoded.items():
             if tp not in assigned:
                 continue
             entries = self._entries.setdefault(tp, deque())
@@ -480,11 +572,16 @@ class ConsumerLoop:
         for the store. Records written after that point are read again and skipped as
         duplicates."""
         async with self._lock:
+            ahead = self._drop_ahead()
             await self._drain()
             await self._commit()
             for tp, entries in self._entries.items():
                 if entries:
                     self.consumer.seek(tp, entries[0].offset)
+            if ahead is not None:  # its records were fetched, never started
+                for tp, pairs in ahead.decoded.items():
+                    if pairs and not self._entries.get(tp):
+                        self.consumer.seek(tp, pairs[0][0].offset)
             self._entries.clear()
             self._tails.clear()
             log.warning("records abandoned, not committed: %s", self._failure)

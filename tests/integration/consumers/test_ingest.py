@@ -333,3 +333,31 @@ async def test_a_chat_bound_before_owners_were_recorded_keeps_claiming(
     await consume(settings, 1)
     assert [r.content for r in await stored_rows(store, ks)] == ["hello"]
     assert await _claimed(store, ks) == [(10_888, f"bot:{BOT}", 1)]
+
+
+async def test_a_backfill_in_small_batches_read_ahead_stores_each_message_once(
+    make_settings: Any, store: Store, produce: Any
+) -> None:
+    # Small batches and no live window: each batch's dedupe reads go out while the batch
+    # before it is still waiting for its own, so an original, its copies and its edits often
+    # sit in neighbouring batches, each read made before the other was written.
+    settings = make_settings(worker__live_window_s=0.0, worker__batch_max_records=16)
+    updates = list(generate(1200, chats=40, seed=13))
+    for raw in updates:
+        await produce(raw, key=chat_key(raw), bot_id=BOT)
+    stats = await consume(settings, len(updates))
+    rows = await stored_rows(store, settings.store.keyspace)
+    expected = expected_texts(updates, BOT)
+    got = {(r.chat_id, r.telegram_scope, r.telegram_message_id): r.content for r in rows}
+    assert got == expected
+    assert len(rows) == len(expected)
+    assert Counter((r.channel_id, r.bucket, r.message_id) for r in rows).most_common(1)[0][1] == 1
+    assert stats.new == len(expected)
+    assert stats.new + stats.edits + stats.duplicates == len(updates)
+    before = checksum(rows)
+
+    # And replayed the same way, every record a duplicate: nothing new, nothing changed.
+    stats = await consume(settings, len(updates), group_id=unique("replay"))
+    assert stats.new == 0
+    assert stats.duplicates + stats.edits == len(updates)
+    assert checksum(await stored_rows(store, settings.store.keyspace)) == before
