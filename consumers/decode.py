@@ -422,27 +422,16 @@ def _file(kind: str, media: dict[str, Any]) -> Attachment | None:
     file_unique_id = media.get("file_unique_id")
     if type(file_id) is not str or type(file_unique_id) is not str:
         return None
-    # _int32 and _str spelled out: a photo message comes here for each of its attachments.
-    width = media.get("width")
-    if type(width) is not int or not 0 <= width <= _INT32_MAX:
-        width = None
-    height = media.get("height")
-    if type(height) is not int or not 0 <= height <= _INT32_MAX:
-        height = None
+    width = _int32(media.get("width"))
+    height = _int32(media.get("height"))
     if width is None and height is None:
         width = height = _int32(media.get("length"))
-    file_size = media.get("file_size")
-    if type(file_size) is not int or not 0 <= file_size <= _INT64_MAX:
+    file_size = _int64(media.get("file_size"))
+    if file_size is not None and file_size < 0:
         file_size = None
-    mime_type = media.get("mime_type")
-    if type(mime_type) is not str:
-        mime_type = None
-    duration = media.get("duration")
-    if type(duration) is not int or not 0 <= duration <= _INT32_MAX:
-        duration = None
-    file_name = media.get("file_name")
-    if type(file_name) is not str:
-        file_name = None
+    mime_type = _str(media.get("mime_type"))
+    duration = _int32(media.get("duration"))
+    file_name = _str(media.get("file_name"))
     return Attachment(
         kind, file_id, file_unique_id, file_size, mime_type, width, height, duration, file_name
     )
