@@ -2,9 +2,9 @@
 
 Each batch from ``getmany`` is decoded, its backlog records' dedupe reads made at once (the
 duplicates among them are done there; while the pipeline is light, the next batch's reads go out
-before it starts), grouped so that updates of one Telegram message, replies
-and their targets, and every update of a chat that is migrating stay in order while the rest run
-concurrently, written, and only then committed. When the store is unavailable the batch is
+before it starts), grouped so that updates of one Telegram message, replies and their targets,
+and every update of a chat that is migrating stay in order while the rest run concurrently,
+written, and only then committed. When the store is unavailable the batch is
 abandoned uncommitted, the partitions are paused and sought back, and the loop probes the store
 until it answers. A record that can never be processed goes to the dead-letter topic and the
 partition moves on.
@@ -106,8 +106,8 @@ class _Entry:
 
 
 @dataclass(slots=True, eq=False)
-class _Ahead:
-    """A fetched, decoded batch whose dedupe reads are out, not started yet."""
+class _Prepared:
+    """A fetched, decoded batch, its dedupe reads (if any) sent, its records not started yet."""
 
     generation: int
     now_ms: float
@@ -216,7 +216,7 @@ class ConsumerLoop:
         self._commit_started = 0.0
         self._refused: dict[TopicPartition, int] = {}
         #: The batch read ahead, and how many rebalances have revoked partitions so far.
-        self._ahead: _Ahead | None = None
+        self._ahead: _Prepared | None = None
         self._generation = 0
 
     def rebalance_listener(self) -> ConsumerRebalanceListener:
@@ -335,7 +335,7 @@ class ConsumerLoop:
                 self._committing.cancel()
             raise
 
-    def _prepare(self, batch: dict[TopicPartition, list[Any]]) -> _Ahead:
+    def _prepare(self, batch: dict[TopicPartition, list[Any]]) -> _Prepared:
         """Decode a fetched batch and send the dedupe reads of its backlog records (not live)
         all at once, one statement per chat and numbering space
         (:meth:`MessageWriter.seen_all`). Nothing of it starts until :meth:`_start`."""
@@ -362,7 +362,7 @@ class ConsumerLoop:
                     for record, d in pairs:
                         busy.update(self._ordering(record, d)[0])
             reads = asyncio.ensure_future(self.writer.seen_all(backlog))
-        return _Ahead(
+        return _Prepared(
             generation=self._generation,
             now_ms=now_ms,
             decoded=decoded,
@@ -372,7 +372,7 @@ class ConsumerLoop:
             size=sum(len(r.value or b"") for recs in batch.values() for r in recs),
         )
 
-    async def _begin(self, prepared: _Ahead) -> None:
+    async def _begin(self, prepared: _Prepared) -> None:
         """Start a prepared batch now if it has no reads out; else keep it as the batch read
         ahead, started on the loop's next turn (after a batch fetched meanwhile is prepared)."""
         if prepared.reads is None:
@@ -381,13 +381,13 @@ class ConsumerLoop:
         else:
             self._ahead = prepared
 
-    def _drop_ahead(self) -> _Ahead | None:
+    def _drop_ahead(self) -> _Prepared | None:
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead.reads is not None:
             ahead.reads.cancel()
         return ahead
 
-    async def _start(self, prepared: _Ahead) -> None:
+    async def _start(self, prepared: _Prepared) -> None:
         """Start every record of a prepared batch, in order. The caller holds the lock, so a
         rebalance sees all or none of it.
 
