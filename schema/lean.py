@@ -193,67 +193,15 @@ class LeanPath:
             skip_meta=bool(metadata) and metadata_id is not None,
             result_metadata_id=metadata_id,
         )
-        timer: asyncio.TimerHandle | None = None
-
-        def answered(response: Any) -> None:
-            if not self.on_its_loop():
-                # A connection closed from one of the driver's threads fails what it had in
-                # flight there; the future belongs to the loop.
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                    self._loop.call_soon_threadsafe(answered, response)
-                return
-            if timer is not None:
-                timer.cancel()
-            if not pool.is_shutdown:
-                pool.return_connection(conn)
-            if result.done():
-                return
-            if isinstance(response, ResultMessage):
-                if response.kind == _RESULT_ROWS:
-                    result.set_result(self._rows(response.column_names, response.parsed_rows))
-                elif response.kind == _RESULT_VOID:
-                    result.set_result([])
-                else:  # not an answer a read or a write gets: let the driver deal with it
-                    self._hand_over(bound, result)
-            elif isinstance(response, _DRIVER_HANDLES) or isinstance(
-                response, ConnectionException
-            ):
-                self._hand_over(bound, result)
-            elif isinstance(response, ErrorMessage):
-                result.set_exception(response.to_exception())
-            elif isinstance(response, BaseException):
-                result.set_exception(response)
-            else:
-                result.set_exception(ConnectionException(f"unexpected answer: {response!r}"))
-
-        def timed_out() -> None:
-            if conn._requests.pop(stream, None) is None:
-                return  # answered in the same pass
-            # The server may still answer on this stream: it stays retired until it does, as the
-            # driver's own timeout leaves it.
-            with conn.lock:
-                conn.orphaned_request_ids.add(stream)
-                if len(conn.orphaned_request_ids) >= conn.orphaned_threshold:
-                    conn.orphaned_threshold_reached = True
-            if not pool.is_shutdown:
-                pool.return_connection(conn, stream_was_orphaned=True)
-            if not result.done():
-                result.set_exception(
-                    OperationTimedOut(
-                        {str(conn.endpoint): "client request timeout"},
-                        timeout=self.timeout_s,
-                        in_flight=conn.in_flight,
-                    )
-                )
-
+        request = _Request(self, pool, conn, stream, bound, result)
         try:
-            conn.send_msg(message, stream, answered, result_metadata=metadata)
+            conn.send_msg(message, stream, request.answered, result_metadata=metadata)
         except Exception as exc:
             _release(pool, conn, stream)
             if isinstance(exc, (ConnectionException, ConnectionBusy)):
                 return False  # closed or overloaded: the driver's path picks another
             raise
-        timer = self._loop.call_later(self.timeout_s, timed_out)
+        request.timer = self._loop.call_later(self.timeout_s, request.timed_out)
         self.sent += 1
         return True
 
@@ -271,6 +219,92 @@ class LeanPath:
                 result.set_result(done.result())
 
         driver.add_done_callback(relay)
+
+
+class _Request:
+    """One statement sent on the short path, until its answer or its timeout settles ``result``.
+
+    An object, not a pair of closures: the answer's callback names itself to hop back onto the
+    loop, and a closure that does is a reference cycle (function, cell, function) holding its
+    statement, its timer and its answer. Only the cyclic garbage collector frees those, and at
+    full speed that was about 57 objects a message and a fifth of the consumer's time
+    (``BENCHMARKS.md``, round 19). Nothing here points back at itself once settled: the timer,
+    which holds ``timed_out``, is dropped by whichever of the two comes first.
+    """
+
+    __slots__ = ("bound", "conn", "lean", "pool", "result", "stream", "timer")
+
+    def __init__(
+        self,
+        lean: LeanPath,
+        pool: Any,
+        conn: Any,
+        stream: int,
+        bound: BoundStatement,
+        result: asyncio.Future[list[Any]],
+    ) -> None:
+        self.lean = lean
+        self.pool = pool
+        self.conn = conn
+        self.stream = stream
+        self.bound = bound
+        self.result = result
+        self.timer: asyncio.TimerHandle | None = None
+
+    def answered(self, response: Any) -> None:
+        lean = self.lean
+        if not lean.on_its_loop():
+            # A connection closed from one of the driver's threads fails what it had in flight
+            # there; the future belongs to the loop.
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                lean._loop.call_soon_threadsafe(self.answered, response)
+            return
+        timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.cancel()
+        pool = self.pool
+        if not pool.is_shutdown:
+            pool.return_connection(self.conn)
+        result = self.result
+        if result.done():
+            return
+        if isinstance(response, ResultMessage):
+            if response.kind == _RESULT_ROWS:
+                result.set_result(lean._rows(response.column_names, response.parsed_rows))
+            elif response.kind == _RESULT_VOID:
+                result.set_result([])
+            else:  # not an answer a read or a write gets: let the driver deal with it
+                lean._hand_over(self.bound, result)
+        elif isinstance(response, _DRIVER_HANDLES) or isinstance(response, ConnectionException):
+            lean._hand_over(self.bound, result)
+        elif isinstance(response, ErrorMessage):
+            result.set_exception(response.to_exception())
+        elif isinstance(response, BaseException):
+            result.set_exception(response)
+        else:
+            result.set_exception(ConnectionException(f"unexpected answer: {response!r}"))
+
+    def timed_out(self) -> None:
+        self.timer = None
+        conn = self.conn
+        if conn._requests.pop(self.stream, None) is None:
+            return  # answered in the same pass
+        # The server may still answer on this stream: it stays retired until it does, as the
+        # driver's own timeout leaves it.
+        with conn.lock:
+            conn.orphaned_request_ids.add(self.stream)
+            if len(conn.orphaned_request_ids) >= conn.orphaned_threshold:
+                conn.orphaned_threshold_reached = True
+        if not self.pool.is_shutdown:
+            self.pool.return_connection(conn, stream_was_orphaned=True)
+        if not self.result.done():
+            self.result.set_exception(
+                OperationTimedOut(
+                    {str(conn.endpoint): "client request timeout"},
+                    timeout=self.lean.timeout_s,
+                    in_flight=conn.in_flight,
+                )
+            )
 
 
 def _release(pool: Any, conn: Any, stream: int) -> None:
