@@ -42,8 +42,17 @@ def run_fast(main: Coroutine[Any, Any, T], switch_interval_ms: float | None = No
         return runner.run(main)
 
 
+#: The cyclic collector's first threshold once started (Python's is 700): a young collection
+#: when this many more container objects have been made than freed. tgbridge's steady state
+#: makes no reference cycles (``BENCHMARKS.md``, round 19), so a young collection finds no
+#: garbage and only walks what is in flight; at 700 those walks took 8-11% of the consumer's
+#: time at full speed, at 10,000 about 2%.
+YOUNG_THRESHOLD = 10_000
+
+
 def freeze_startup_heap() -> int:
-    """Exempt everything built so far from the cyclic garbage collector; returns how many objects.
+    """Exempt everything built so far from the cyclic garbage collector, and make its young
+    collections rarer (:data:`YOUNG_THRESHOLD`); returns how many objects were frozen.
 
     A started consumer holds some 80,000 long-lived objects (the driver's schema metadata,
     prepared statements, pydantic and Kafka client state). Python's full collection walks all of
@@ -53,6 +62,8 @@ def freeze_startup_heap() -> int:
     """
     gc.collect()
     gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
     return gc.get_freeze_count()
 
 

@@ -41,6 +41,7 @@ class _Node:
 
 
 def test_a_frozen_heap_is_left_alone_and_later_garbage_still_collected() -> None:
+    thresholds = gc.get_threshold()
     before = _Node()
     try:
         frozen = freeze_startup_heap()
@@ -51,3 +52,28 @@ def test_a_frozen_heap_is_left_alone_and_later_garbage_still_collected() -> None
         assert after() is None
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+def test_once_started_a_batch_in_flight_sets_off_no_young_collection() -> None:
+    # A batch's worth of live objects (a few thousand: records, decoded updates, statements)
+    # is what a young collection would walk, and find no garbage in.
+    thresholds = gc.get_threshold()
+    passes: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    try:
+        freeze_startup_heap()
+        gc.callbacks.append(count)
+        in_flight = [{"offset": i} for i in range(5_000)]
+        gc.callbacks.remove(count)
+        assert len(in_flight) == 5_000
+        assert passes == []
+    finally:
+        if count in gc.callbacks:
+            gc.callbacks.remove(count)
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
