@@ -90,7 +90,9 @@ async def test_answered_statements_leave_nothing_for_the_cycle_collector(
     try:
         insert = f"INSERT INTO {ks}.{TABLE} (k, c, v) VALUES (?, ?, ?)"
         select = f"SELECT c, v FROM {ks}.{TABLE} WHERE k = ? AND c = ?"
+        # Preparing goes through the driver's own path, which has cycles of its own: done first.
         await store.execute(insert, (1, 0, "warm"), idempotent=True, write=True)
+        await store.execute(select, (1, 0), idempotent=True)
         sent = store.lean.sent if store.lean is not None else 0
         gc.collect()
         gc.disable()
@@ -103,7 +105,9 @@ async def test_answered_statements_leave_nothing_for_the_cycle_collector(
         finally:
             gc.enable()
         assert store.lean is not None and store.lean.sent - sent == 600  # the short path's
-        assert unreachable < 60, f"{unreachable} objects in cycles after 600 statements"
+        # The driver's own threads (heartbeats, metadata) may leave a few meanwhile; a cycle
+        # per statement leaves thousands (9,897 before round 19).
+        assert unreachable < 300, f"{unreachable} objects in cycles after 600 statements"
     finally:
         await _drop(store, ks)
 
