@@ -264,6 +264,10 @@ class WorkerSettings(BaseModel):
     #: Records younger than this (by their Kafka timestamp) are live traffic: a new message whose
     #: key needs no claim is written without its dedupe read. 0 reads first always.
     live_window_s: float = Field(300.0, ge=0, le=3600)
+    #: Every this many seconds the consumer gives the C heap's free pages back to the system
+    #: (glibc's ``malloc_trim``), so its resident memory follows what it holds rather than the
+    #: high-water mark of its last burst (:mod:`worker.heap`). 0: never.
+    heap_trim_interval_s: float = Field(60.0, ge=0, le=86_400)
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -18,6 +19,7 @@ from consumers.writer import MessageWriter
 from schema.migrate import check_migrated
 from schema.store import Store
 from schema.tables import MessageTables
+from worker.heap import trim_heap_every
 from worker.http import start_ops_server
 from worker.kafka import client_options, durable_producer, ensure_topics
 from worker.lifecycle import freeze_startup_heap
@@ -94,6 +96,9 @@ async def run_consumer(
         runner = await start_ops_server(
             metrics, lambda: consumer_readiness(parts), settings.worker.metrics_host, port
         )
+        trimming = asyncio.create_task(
+            trim_heap_every(settings.worker.heap_trim_interval_s, metrics.heap_trimmed)
+        )
         try:
             frozen = freeze_startup_heap()
             log.info(
@@ -102,6 +107,9 @@ async def run_consumer(
             )
             await _run_until_stopped(parts.loop, stop, settings.worker.shutdown_timeout_s)
         finally:
+            trimming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await trimming
             await runner.cleanup()
         s = parts.loop.stats
         log.info(

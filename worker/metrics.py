@@ -261,3 +261,19 @@ class Metrics:
             buckets=_KAFKA_DELAY_BUCKETS,
             registry=r,
         )
+        # Process
+        self.heap_trim_seconds = Counter(
+            "tgbridge_heap_trim_seconds_total",
+            "Time spent giving the C heap's free pages back to the system (malloc_trim).",
+            registry=r,
+        )
+        self.heap_released_bytes = Counter(
+            "tgbridge_heap_released_bytes_total",
+            "Resident memory given back to the system by malloc_trim.",
+            registry=r,
+        )
+
+    def heap_trimmed(self, seconds: float, released_bytes: int) -> None:
+        """Count one :func:`worker.heap.trim_heap_every` call."""
+        self.heap_trim_seconds.inc(seconds)
+        self.heap_released_bytes.inc(released_bytes)
