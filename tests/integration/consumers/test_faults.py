@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -283,4 +284,48 @@ async def test_sigterm_mid_ingest_exits_in_time_and_loses_nothing(
         await wait_until(lambda: committed_all(settings), 120, "the rest of the topic")
         stop.set()
         await task
+    assert_one_row_per_message(await stored_rows(store, settings.store.keyspace), updates)
+
+
+async def test_a_running_consumer_gives_its_heap_back_and_says_so_on_metrics(
+    settings: Settings, store: Store, produce: Any, tmp_path: Path
+) -> None:
+    updates = list(generate(300, chats=20, seed=66))
+    for raw in updates:
+        await produce(raw, key=chat_key(raw), bot_id=BOT)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = consumer_env(settings) | {
+        "TGBRIDGE_WORKER__HEAP_TRIM_INTERVAL_S": "0.2",
+        "TGBRIDGE_WORKER__METRICS_HOST": "127.0.0.1",
+        "TGBRIDGE_WORKER__METRICS_PORT": str(port),
+    }
+    log_path = tmp_path / "consumer.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "consumer"],
+            env=env, stdout=log, stderr=log, cwd=tmp_path,
+        )
+    try:
+        await wait_until(lambda: committed_all(settings), 90, "the consumer to finish")
+
+        async def trim_seconds() -> float:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    page = await r.text()
+            line = next(
+                ln for ln in page.splitlines()
+                if ln.startswith("tgbridge_heap_trim_seconds_total ")
+            )
+            return float(line.split()[1])
+
+        async def trimmed() -> bool:
+            return await trim_seconds() > 0
+
+        await wait_until(trimmed, 10, "a trim counted on /metrics")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert proc.returncode == 0, log_path.read_text()
     assert_one_row_per_message(await stored_rows(store, settings.store.keyspace), updates)
