@@ -217,18 +217,29 @@ def consumer_env(settings: Settings) -> dict[str, str]:
     return process_env(settings, TGBRIDGE_WORKER__BATCH_MAX_RECORDS="50")
 
 
+async def produce_all(produce: Any, updates: list[bytes]) -> None:
+    for raw in updates:
+        await produce(raw, key=chat_key(raw), bot_id=BOT)
+
+
+def spawn_consumer(
+    env: dict[str, str], log_path: Path, mode: str = "wb"
+) -> subprocess.Popen[bytes]:
+    """A `tgbridge consumer` process; its output goes to ``log_path`` ("ab" appends)."""
+    with log_path.open(mode) as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "consumer"],
+            env=env, stdout=log, stderr=log, cwd=log_path.parent,
+        )
+
+
 async def test_sigkill_mid_batch_then_restart_loses_nothing(
     settings: Settings, store: Store, produce: Any, tmp_path: Path
 ) -> None:
     updates = list(generate(1500, chats=100, seed=44))
-    for raw in updates:
-        await produce(raw, key=chat_key(raw), bot_id=BOT)
-    cmd = [sys.executable, "-m", "worker.cli", "consumer"]
+    await produce_all(produce, updates)
     log_path = tmp_path / "consumer.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd, env=consumer_env(settings), stdout=log, stderr=log, cwd=tmp_path
-        )
+    proc = spawn_consumer(consumer_env(settings), log_path)
     try:
 
         async def some_rows() -> bool:
@@ -238,10 +249,7 @@ async def test_sigkill_mid_batch_then_restart_loses_nothing(
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         assert not await committed_all(settings), "the kill must land mid-ingest"
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                cmd, env=consumer_env(settings), stdout=log, stderr=log, cwd=tmp_path
-            )
+        proc = spawn_consumer(consumer_env(settings), log_path, "ab")
         await wait_until(lambda: committed_all(settings), 180, "the restarted consumer to finish")
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -254,18 +262,10 @@ async def test_sigterm_mid_ingest_exits_in_time_and_loses_nothing(
     settings: Settings, store: Store, produce: Any, tmp_path: Path
 ) -> None:
     updates = list(generate(3000, chats=100, seed=55))
-    for raw in updates:
-        await produce(raw, key=chat_key(raw), bot_id=BOT)
+    await produce_all(produce, updates)
     env = consumer_env(settings) | {"TGBRIDGE_WORKER__SHUTDOWN_TIMEOUT_S": "5"}
     log_path = tmp_path / "consumer.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "consumer"],
-            env=env,
-            stdout=log,
-            stderr=log,
-            cwd=tmp_path,
-        )
+    proc = spawn_consumer(env, log_path)
 
     async def some_rows() -> bool:
         return len(await stored_rows(store, settings.store.keyspace)) > 200
@@ -291,8 +291,7 @@ async def test_a_running_consumer_gives_its_heap_back_and_says_so_on_metrics(
     settings: Settings, store: Store, produce: Any, tmp_path: Path
 ) -> None:
     updates = list(generate(300, chats=20, seed=66))
-    for raw in updates:
-        await produce(raw, key=chat_key(raw), bot_id=BOT)
+    await produce_all(produce, updates)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -302,11 +301,7 @@ async def test_a_running_consumer_gives_its_heap_back_and_says_so_on_metrics(
         "TGBRIDGE_WORKER__METRICS_PORT": str(port),
     }
     log_path = tmp_path / "consumer.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "consumer"],
-            env=env, stdout=log, stderr=log, cwd=tmp_path,
-        )
+    proc = spawn_consumer(env, log_path)
     try:
         await wait_until(lambda: committed_all(settings), 90, "the consumer to finish")
 
