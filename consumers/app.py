@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
@@ -108,7 +107,7 @@ async def run_consumer(
             await _run_until_stopped(parts.loop, stop, settings.worker.shutdown_timeout_s)
         finally:
             trimming.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with suppress(asyncio.CancelledError):
                 await trimming
             await runner.cleanup()
         s = parts.loop.stats

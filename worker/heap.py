@@ -6,14 +6,15 @@ from the top of its heap, and only past a threshold that grows with the largest 
 far. When a burst of traffic holds more records in flight than usual, the heap grows; once they
 are gone, the free space sits between blocks still in use, and the resident size keeps the
 burst's high-water mark. In a 30-minute soak at 2,330 msg/s the consumer's ``malloc`` heap went
-from 15.5 to 17.0 MiB in one such burst and stayed there with 2 MiB of it free (``BENCHMARKS.md``,
-round 20): a step in the memory graph that is not a leak.
+from 15.5 to 17.0 MiB in one such burst and stayed there with about 2 MiB of it free
+(``BENCHMARKS.md``, round 20): a step in the memory graph that is not a leak.
 
 ``malloc_trim(0)`` releases every whole free page in every arena, so after each call the
 resident size follows what is in use. It takes the arenas' locks for as long as it walks their
 free lists: 0.13-0.95 ms (0.26 on average) on the consumer's heap, measured over 30 trims at
 2,330 msg/s. Between trims the pages freed and used again come back, so the resident size moves
-by a MiB or so around its level instead of stepping up from it. Where the C library is not glibc (musl, macOS) there is no such call, and nothing is done.
+by a MiB or so around its level instead of stepping up from it. Where the C library is not
+glibc (musl, macOS) there is no such call, and nothing is done.
 """
 
 from __future__ import annotations
