@@ -42,6 +42,10 @@ class Latency:
     warm_up_s: float = 0.0
     warm_up_summary: dict[str, float | int] | None = None
     cpu_cores: dict[str, float] | None = None
+    #: Record time -> the runner's producer seeing Kafka's acknowledgement (steady window).
+    kafka_ack: dict[str, float | int] | None = None
+    #: How evenly the runner kept its pace: worst lag (ms), records sent over 5 ms late.
+    pace: dict[str, float | int] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +57,8 @@ class Latency:
             **self.summary,
             "consumer_histogram": self.histogram,
             "kafka_delay_histogram": self.kafka_delay,
+            "record_to_kafka_ack": self.kafka_ack,
+            "pace": self.pace,
             "store_time": self.store_time,
             "cpu_cores": self.cpu_cores,
             "warm_up_s": self.warm_up_s,
@@ -149,6 +155,8 @@ async def kafka_to_row(
         warm_up_s=warm_up_s,
         warm_up_summary=latency_summary(early_delays) if early else None,
         cpu_cores=cpu,
+        pace={"max_lag_ms": round(log.max_lag_s * 1000, 1), "late_records": log.late},
+        kafka_ack=latency_summary([d for t, d in log.acked if t >= cut]),
         histogram=histogram_view(
             HistogramDelta.between(before, after, "tgbridge_e2e_from_kafka_seconds")
         ),

@@ -36,6 +36,12 @@ def _latency_cell(lat: dict[str, Any] | None) -> str:
     )
 
 
+def _pace_note(pace: dict[str, Any] | None) -> str:
+    if not pace:
+        return ""
+    return f"; sent late (> 5 ms): {pace['late_records']}, worst {pace['max_lag_ms']:.0f} ms"
+
+
 def _beside_ingests(ceiling: dict[str, Any] | None) -> float | None:
     """The best of the ceiling's re-runs at its chosen level, one after each ingest; None for
     runs with fewer re-runs than two (one ingest, or results from before round 9)."""
@@ -97,6 +103,14 @@ def rows(figures: dict[str, Any]) -> list[Row]:
                 f"  (first {lat['warm_up_s']:g} s after the consumer started, apart)",
                 f"p50 {warm['p50_ms']:.1f} / p99 {warm['p99_ms']:.1f} / "
                 f"max {warm['max_ms']:.1f} ms (n={warm['count']})",
+            ))
+        ack = lat.get("record_to_kafka_ack")
+        if ack and ack.get("count"):
+            # The producing half: the runner's producer, its linger, Kafka's append and answer.
+            out.append(Row(
+                "  (record -> Kafka acknowledged it, to the runner)",
+                f"p50 {ack['p50_ms']:.1f} / p99 {ack['p99_ms']:.1f} / max {ack['max_ms']:.1f} ms"
+                + _pace_note(lat.get("pace")),
             ))
         delay = lat.get("kafka_delay_histogram")
         if delay and delay.get("observations"):

@@ -43,3 +43,15 @@ def test_a_run_with_one_rerun_or_none_keeps_the_best_of_every_ceiling_run() -> N
     before_round_9 = _run([1_000, 1_200], [])
     before_round_9["ceiling"]["again"] = {"concurrency": 32, "messages_per_s": 1_000.0}
     assert _ratio_row(before_round_9).value.startswith("0.750")
+
+
+def test_the_latency_rows_split_off_kafkas_acknowledgement_and_say_how_even_the_pace_was() -> None:
+    latency = {
+        "count": 1_000, "p50_ms": 20.0, "p99_ms": 60.0, "max_ms": 90.0, "achieved_rate": 2_300.0,
+        "record_to_kafka_ack": {"count": 1_000, "p50_ms": 5.2, "p99_ms": 23.6, "max_ms": 43.7},
+        "pace": {"max_lag_ms": 11.0, "late_records": 164},
+    }
+    table = {r.figure.strip(): r for r in rows({"kafka_latency": latency})}
+    assert table["Kafka record -> row"].met is False
+    ack = table["(record -> Kafka acknowledged it, to the runner)"]
+    assert ack.value == "p50 5.2 / p99 23.6 / max 43.7 ms; sent late (> 5 ms): 164, worst 11 ms"
