@@ -140,7 +140,9 @@ def rows(figures: dict[str, Any]) -> list[Row]:
     soak = figures.get("soak")
     if soak:
         out.append(Row(
-            f"Soak RSS slope ({soak['minutes']:g} min at {soak['achieved_rate']:.0f} msg/s)",
+            f"Soak RSS slope ({soak['minutes']:g} min at {soak['achieved_rate']:.0f} msg/s"
+            + (f", after a backlog of {b:,}" if (b := soak.get("backlog_records")) else "")
+            + ")",
             f"{soak['slope_mib_per_hour_second_half']:+.2f} MiB/h "
             f"({soak['rss_start_mib']:.0f} -> {soak['rss_end_mib']:.0f} MiB)",
             "flat",

@@ -5,12 +5,22 @@ caches, the allocator's arenas and the driver's pools have settled; the whole-so
 reported beside it. "Flat" means the second-half slope is under ``FLAT_MIB_PER_HOUR``. Settling
 takes up to 15 minutes at ~950 msg/s on the 2-core machine, so the default soak lasts 30
 (``bench.__main__.FULL_SOAK_MINUTES``).
+
+The soak opens with a backlog: ``BACKLOG_S`` seconds of its traffic published at once, then the
+steady rate, as a consumer meets the topic after a restart or a deploy. Catching up fills the
+pipeline (``batch_max_records`` in flight), and the allocators keep the high-water mark of that
+depth: Python's arenas and glibc's heap are pinned by a few objects that outlive it. Without the
+backlog the first time the pipeline fills is wherever the store first stalls (a compaction, a
+flush), and when that falls in the fitted half it shows as a step of 1-2 MiB held to the end:
+not growth, but a slope over 5 MiB/h (round 22's BD; ``python -m bench.stall`` reproduces it,
+and shows that a consumer that has caught up with a backlog before takes no step at a stall).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -19,7 +29,7 @@ from bench.latency import histogram_view
 from bench.offsets import GroupWatch, end_offsets
 from bench.process import ConsumerProcess, Target
 from bench.procfs import CpuMeter
-from bench.produce import paced
+from bench.produce import paced, prefill
 from bench.scrape import HistogramDelta
 from bench.summaries import slope
 from bench.traffic import Update
@@ -27,6 +37,8 @@ from config.settings import KafkaSettings
 
 FLAT_MIB_PER_HOUR = 5.0
 SAMPLE_EVERY_S = 2.0
+#: Seconds of the soak's traffic published at once before its steady rate (see the module).
+BACKLOG_S = 10.0
 
 
 async def soak(
@@ -47,13 +59,19 @@ async def soak(
                 samples.append((time.time(), rss))
             await asyncio.sleep(SAMPLE_EVERY_S)
 
-    before = await consumer.metrics()
-    meter = CpuMeter({"consumer": consumer.pid, **pids})
-    meter.start()
-    started = time.time()
     sampler = asyncio.create_task(sample())
+    updates = iter(stream)
     try:
-        log = await paced(kafka, stream, rate, minutes * 60, track=False)
+        # The backlog is caught up before the figures start: its records are seconds late by
+        # design, and the soak's latency and CPU are those of the steady rate.
+        backlog = await prefill(kafka, itertools.islice(updates, int(rate * BACKLOG_S)))
+        async with GroupWatch(kafka, target.group, target.topic) as watch:
+            await watch.until(await end_offsets(kafka, target.topic), within_s=300)
+        before = await consumer.metrics()
+        meter = CpuMeter({"consumer": consumer.pid, **pids})
+        meter.start()
+        started = time.time()
+        log = await paced(kafka, updates, rate, minutes * 60, track=False)
         ends = await end_offsets(kafka, target.topic)
         async with GroupWatch(kafka, target.group, target.topic) as watch:
             await watch.until(ends, within_s=300)
@@ -73,6 +91,7 @@ async def soak(
         "target_rate": round(rate, 1),
         "achieved_rate": round(log.achieved_rate, 1),
         "records": log.records,
+        "backlog_records": backlog,
         "rss_start_mib": round(samples[0][1], 1) if samples else None,
         "rss_end_mib": round(samples[-1][1], 1) if samples else None,
         "rss_max_mib": round(max(r for _, r in samples), 1) if samples else None,
