@@ -478,15 +478,20 @@ async def _sampled(run: Run, phase: str) -> DrainResult:
 
 
 async def _clean_up(run: Run, store: Store, keyspaces: list[str]) -> None:
+    await drop_run_data(store, keyspaces, run.kafka)
+
+
+async def drop_run_data(store: Store, keyspaces: list[str], kafka: KafkaSettings) -> None:
+    """Drop a run's keyspaces and delete its topics (``kafka.topic`` and its dead letters)."""
     for ks in keyspaces:
         try:
             await drop_keyspace(store, ks)
         except Exception as exc:
             log.warning("could not drop keyspace %s: %s", ks, exc)
-    admin = AIOKafkaAdminClient(**client_options(run.kafka), client_id="tgbridge-bench-clean")
+    admin = AIOKafkaAdminClient(**client_options(kafka), client_id="tgbridge-bench-clean")
     try:
         await admin.start()
-        await admin.delete_topics([run.kafka.topic, run.kafka.dlq_topic])
+        await admin.delete_topics([kafka.topic, kafka.dlq_topic])
     except Exception as exc:
         log.warning("could not delete the run's topics: %s", exc)
     finally:

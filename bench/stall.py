@@ -31,18 +31,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from bench import machine, report
 from bench.process import ConsumerProcess, Target, migrate
 from bench.procfs import service_pid
 from bench.produce import paced
-from bench.run import RESULTS, ROOT
+from bench.run import RESULTS, ROOT, drop_run_data
 from bench.traffic import updates
-from bench.written import drop_keyspace
 from config.settings import KafkaSettings, StoreSettings
 from schema.store import Store
-from worker.kafka import client_options, ensure_topics
+from worker.kafka import ensure_topics
 from worker.lifecycle import run_fast
 
 SAMPLE_EVERY_S = 2.0
@@ -62,15 +59,9 @@ async def _stopped(pid: int, seconds: float) -> None:
 async def _clean_up(kafka: KafkaSettings, target: Target, o: argparse.Namespace) -> None:
     store = await Store.connect(StoreSettings(port=o.cassandra_port))
     try:
-        await drop_keyspace(store, target.keyspace)
+        await drop_run_data(store, [target.keyspace], kafka)
     finally:
         await store.close()
-    admin = AIOKafkaAdminClient(**client_options(kafka), client_id="tgbridge-bench-clean")
-    try:
-        await admin.start()
-        await admin.delete_topics([kafka.topic, kafka.dlq_topic])
-    finally:
-        await admin.close()
 
 
 async def measure(o: argparse.Namespace, run_id: str) -> dict[str, Any]:
