@@ -11,8 +11,9 @@ memory the consumer kept, not pages it had not given back yet.
 ``--backlog-first S`` stops the consumer for S seconds at the start, so it catches up with a
 backlog (its pipeline full) before the stall, as the soak does since round 23
 (``bench/soak.py``). Round 23 ran it both ways at 2,300 msg/s, Cassandra stopped 3 s: without the
-backlog the consumer kept about 1 MiB after the stall (one more 1 MiB arena of Python's
-allocator, and glibc's heap 1.8 MB larger, its top pinned); after a backlog it kept nothing.
+backlog the consumer kept 2.98 MiB after the stall, after one 0.06 MiB. What it kept was the
+allocators' (one more 1 MiB arena of Python's, glibc's heap a MB or two larger with its top
+pinned), not objects: see ``BENCHMARKS.md``, "Round 23".
 
 Writes ``bench/results/stall-<time>.json`` and prints a table. Needs ``dev/services.sh start``.
 Not a test: one run says what one host did once.
