@@ -34,8 +34,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from bench import ceiling, machine, report
-from bench.run import RESULTS, ROOT
+from bench import ceiling, report
+from bench.run import write_side_result
 from bench.traffic import Update, updates
 from config.settings import WorkerSettings
 from consumers.decode import decode_update
@@ -196,20 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         report.Row("  of which decoding", f"{best['decode_us']:.1f} µs"),
     ]
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
-    document = {
-        "run_id": stamp,
-        "kind": "overhead",
-        "command": "python -m bench.overhead " + " ".join(sys.argv[1:]),
-        "python": sys.version.split()[0],
-        "revision": machine.git_revision(ROOT),
-        "load_average": machine.load_average(),
-        "figures": figures,
-        "table": [r.as_json() for r in rows],
-    }
-    path = report.write(RESULTS, f"overhead-{stamp}", document)
-    print(report.table(rows))
-    print(f"\nresults: {path.relative_to(ROOT)}")
-
+    write_side_result("overhead", stamp, figures, rows, python=sys.version.split()[0])
 
 if __name__ == "__main__":
     main()

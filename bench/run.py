@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -496,6 +497,26 @@ async def drop_run_data(store: Store, keyspaces: list[str], kafka: KafkaSettings
         log.warning("could not delete the run's topics: %s", exc)
     finally:
         await admin.close()
+
+
+def write_side_result(
+    kind: str, run_id: str, figures: dict[str, Any], rows: list[report.Row], **extra: Any
+) -> None:
+    """Write a side command's result to ``bench/results/<kind>-<run_id>.json`` (``python -m
+    bench.<kind>``: its arguments, the git revision, the load, ``extra``) and print its table."""
+    document = {
+        "run_id": run_id,
+        "kind": kind,
+        "command": f"python -m bench.{kind} " + " ".join(sys.argv[1:]),
+        **extra,
+        "revision": machine.git_revision(ROOT),
+        "load_average": machine.load_average(),
+        "figures": figures,
+        "table": [r.as_json() for r in rows],
+    }
+    path = report.write(RESULTS, f"{kind}-{run_id}", document)
+    print(report.table(rows))
+    print(f"\nresults: {path.relative_to(ROOT)}")
 
 
 def _kind(o: Options) -> str:

@@ -26,17 +26,16 @@ import asyncio
 import os
 import signal
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import machine, report
+from bench import report
 from bench.process import ConsumerProcess, Target, migrate
 from bench.procfs import service_pid
 from bench.produce import paced
-from bench.run import RESULTS, ROOT, drop_run_data
+from bench.run import ROOT, drop_run_data, write_side_result
 from bench.traffic import updates
 from config.settings import KafkaSettings, StoreSettings
 from schema.store import Store
@@ -156,19 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         report.Row("RSS at the end (median)", f"{figures['level_after_mib']:.2f} MiB"),
         report.Row("Kept after the stall", f"{figures['step_mib']:+.2f} MiB"),
     ]
-    document = {
-        "run_id": run_id,
-        "kind": "stall",
-        "command": "python -m bench.stall " + " ".join(sys.argv[1:]),
-        "revision": machine.git_revision(ROOT),
-        "load_average": machine.load_average(),
-        "figures": figures,
-        "table": [r.as_json() for r in rows],
-    }
-    path = report.write(RESULTS, f"stall-{run_id}", document)
-    print(report.table(rows))
-    print(f"\nresults: {path.relative_to(ROOT)}")
-
+    write_side_result("stall", run_id, figures, rows)
 
 if __name__ == "__main__":
     main()
