@@ -37,7 +37,7 @@ from bench.procfs import service_pid
 from bench.produce import paced
 from bench.run import ROOT, drop_run_data, write_side_result
 from bench.traffic import updates
-from config.settings import KafkaSettings, StoreSettings
+from config.settings import KafkaSettings, StoreSettings, WorkerSettings
 from schema.store import Store
 from worker.kafka import ensure_topics
 from worker.lifecycle import run_fast
@@ -144,8 +144,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cassandra-port", type=int,
                    default=int(os.environ.get("TGBRIDGE_DEV_CASSANDRA_PORT", "9042")))
     o = p.parse_args(argv)
-    if not WINDOW_S + 10 + o.backlog_first <= o.at <= o.seconds - WINDOW_S - o.stall:
-        p.error(f"--at must leave {WINDOW_S:g} s of samples before the stop and after it")
+    # The level before the stop is taken after the consumer's first heap trim (a minute after
+    # it starts): before that the RSS still holds its start-up's free pages.
+    first_trim = WorkerSettings().heap_trim_interval_s
+    if not first_trim + o.backlog_first + WINDOW_S <= o.at <= o.seconds - WINDOW_S - o.stall:
+        p.error(
+            f"--at must leave {WINDOW_S:g} s of samples between the consumer's first heap trim "
+            f"({first_trim:g} s after it starts, after any --backlog-first) and the stop, and "
+            f"{WINDOW_S:g} s after the stop"
+        )
     run_id = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
     figures = run_fast(measure(o, run_id))
     rows = [
