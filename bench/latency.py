@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.drain import store_time
-from bench.offsets import GroupWatch, end_offsets
+from bench.offsets import caught_up
 from bench.process import ConsumerProcess, Target
 from bench.procfs import CpuMeter
 from bench.produce import paced
@@ -134,9 +134,7 @@ async def kafka_to_row(
     meter = CpuMeter({"consumer": consumer.pid, **(pids or {})})
     meter.start()
     log = await paced(kafka, stream, rate, warm_up_s + seconds)
-    ends = await end_offsets(kafka, target.topic)
-    async with GroupWatch(kafka, target.group, target.topic) as watch:
-        await watch.until(ends, within_s=300)
+    await caught_up(kafka, target.group, target.topic)
     cpu = meter.stop(log.finished - log.started)
     after = await consumer.metrics()
     written = await mapping_written_at(store, target.keyspace, log.sent_at)

@@ -59,3 +59,10 @@ class GroupWatch:
                 behind = sum(max(0, end - have.get(p, 0)) for p, end in ends.items())
                 raise TimeoutError(f"group {self.group} still {behind} records behind")
             await asyncio.sleep(every)
+
+
+async def caught_up(kafka: KafkaSettings, group: str, topic: str, within_s: float = 300) -> float:
+    """Wait until ``group`` has committed ``topic`` up to its end as of now; returns when."""
+    ends = await end_offsets(kafka, topic)
+    async with GroupWatch(kafka, group, topic) as watch:
+        return await watch.until(ends, within_s)

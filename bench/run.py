@@ -185,7 +185,7 @@ async def execute(options: Options) -> Path:
     finally:
         if not options.keep:
             with contextlib.suppress(Exception):
-                await _clean_up(run, store, keyspaces)
+                await drop_run_data(store, keyspaces, run.kafka)
         await store.close()
     services_after = run.services()
     if services_before.get("cassandra") != services_after.get("cassandra") or (
@@ -476,10 +476,6 @@ async def _sampled(run: Run, phase: str) -> DrainResult:
     run.figures[key] = summarise(output) if output.exists() else {"error": "no py-spy output"}
     run.figures[key]["collapsed_stacks"] = str(output)
     return drained
-
-
-async def _clean_up(run: Run, store: Store, keyspaces: list[str]) -> None:
-    await drop_run_data(store, keyspaces, run.kafka)
 
 
 async def drop_run_data(store: Store, keyspaces: list[str], kafka: KafkaSettings) -> None:

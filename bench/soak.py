@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bench.latency import histogram_view
-from bench.offsets import GroupWatch, end_offsets
+from bench.offsets import caught_up
 from bench.process import ConsumerProcess, Target
 from bench.procfs import CpuMeter
 from bench.produce import paced, prefill
@@ -65,16 +65,13 @@ async def soak(
         # The backlog is caught up before the figures start: its records are seconds late by
         # design, and the soak's latency and CPU are those of the steady rate.
         backlog = await prefill(kafka, itertools.islice(updates, int(rate * BACKLOG_S)))
-        async with GroupWatch(kafka, target.group, target.topic) as watch:
-            await watch.until(await end_offsets(kafka, target.topic), within_s=300)
+        await caught_up(kafka, target.group, target.topic)
         before = await consumer.metrics()
         meter = CpuMeter({"consumer": consumer.pid, **pids})
         meter.start()
         started = time.time()
         log = await paced(kafka, updates, rate, minutes * 60, track=False)
-        ends = await end_offsets(kafka, target.topic)
-        async with GroupWatch(kafka, target.group, target.topic) as watch:
-            await watch.until(ends, within_s=300)
+        await caught_up(kafka, target.group, target.topic)
     finally:
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):

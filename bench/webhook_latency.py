@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.latency import Latency, histogram_view, lateness
-from bench.offsets import GroupWatch, end_offsets
+from bench.offsets import caught_up
 from bench.process import TGBRIDGE, ConsumerProcess, Target, free_port
 from bench.scrape import HistogramDelta
 from bench.summaries import latency_summary
@@ -152,9 +152,7 @@ async def webhook_to_row(
             requested, answers, failures, achieved = await _post_paced(
                 receiver.url, stream, rate, seconds
             )
-            ends = await end_offsets(kafka, target.topic)
-            async with GroupWatch(kafka, target.group, target.topic) as watch:
-                await watch.until(ends, within_s=300)
+            await caught_up(kafka, target.group, target.topic)
             after = await consumer.metrics()
         finally:
             await receiver.stop()
