@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import time
@@ -257,10 +258,6 @@ async def _phases(run: Run, store: Store, keyspaces: list[str]) -> None:
     )
     run.figures["ingest"] = ingest.as_json()
     run.say(f"ingest: {ingest.rate:.0f} msg/s over {ingest.seconds:.1f} s")
-    if ingest.seconds < MIN_INGEST_S and not o.quick:
-        run.notes.append(
-            f"the ingest lasted {ingest.seconds:.0f} s (< {MIN_INGEST_S:.0f} s): raise --messages"
-        )
 
     if "replay" in o.phases:
         await run.quiet("replay")
@@ -278,6 +275,9 @@ async def _phases(run: Run, store: Store, keyspaces: list[str]) -> None:
     ingest = await _more_ingests(
         run, ingest, keyspaces, store, raws if "ceiling" in o.phases else None
     )
+    short = short_ingest(ingest.seconds, ingest.rate)
+    if short is not None and not o.quick:
+        run.notes.append(short)
     del raws
     if not o.phases & {"latency", "webhook", "soak"}:
         return
@@ -323,6 +323,18 @@ async def _phases(run: Run, store: Store, keyspaces: list[str]) -> None:
         run.figures["paced_consumer_peak_rss_mib"] = consumer.peak_rss_mib()
     finally:
         await consumer.stop()
+
+
+def short_ingest(seconds: float, rate: float) -> str | None:
+    """A note when the ingest the ratio counts (the best) lasted under the issue's 30 s, with
+    the ``--messages`` that would have lasted long enough at that rate (and a fifth more)."""
+    if seconds >= MIN_INGEST_S:
+        return None
+    enough = math.ceil(rate * MIN_INGEST_S * 1.2 / 10_000) * 10_000
+    return (
+        f"the ingest lasted {seconds:.1f} s, under {MIN_INGEST_S:.0f} s: "
+        f"run with --messages {enough} or more"
+    )
 
 
 async def _more_ingests(

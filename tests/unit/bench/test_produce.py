@@ -32,7 +32,7 @@ class _SlowAcks:
         self.sent += 1
         ack: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         if self.sent == self._fail_at:
-            ack.set_exception(RuntimeError("Kafka refused record %d" % self.sent))
+            ack.set_exception(RuntimeError(f"Kafka refused record {self.sent}"))
         else:
             asyncio.get_running_loop().call_later(ACK_DELAY_S, ack.set_result, self.sent)
         return ack
