@@ -25,11 +25,8 @@ KAFKA_DEADLINE="${TGBRIDGE_DEV_KAFKA_DEADLINE:-90}"
 CASSANDRA_DEADLINE="${TGBRIDGE_DEV_CASSANDRA_DEADLINE:-180}"
 # Heap and collector of each JVM (space-separated java options). G1's default pause goal (200 ms)
 # let Cassandra's young collections grow to 65-170 ms on two cores, and every statement in flight
-# waited that long; with a 20 ms goal they take 10-45 ms (BENCHMARKS.md, round 4). Kafka gets
-# the collector settings of its own start script (kafka-run-class.sh) and its full JIT: C1 alone
-# (-XX:TieredStopAtLevel=1, until round 26) spent 0.28-0.31 core on 2,500 msg/s, against
-# 0.21-0.23 once C2 had compiled (BENCHMARKS.md, round 26).
-KAFKA_JVM="${TGBRIDGE_DEV_KAFKA_JVM:--Xms256m -Xmx768m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent}"
+# waited that long; with a 20 ms goal they take 10-45 ms (BENCHMARKS.md, round 4).
+KAFKA_JVM="${TGBRIDGE_DEV_KAFKA_JVM:--Xms256m -Xmx768m -XX:+UseG1GC -XX:TieredStopAtLevel=1}"
 CASSANDRA_JVM="${TGBRIDGE_DEV_CASSANDRA_JVM:--Xms1g -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20}"
 # The two JVMs run at nice 19, the lowest priority. In production the store and the broker have
 # machines of their own; here they share two cores with tgbridge, whose consumer does its work on
