@@ -46,6 +46,8 @@ class Latency:
     kafka_ack: dict[str, float | int] | None = None
     #: How evenly the runner kept its pace: worst lag (ms), records sent over 5 ms late.
     pace: dict[str, float | int] | None = None
+    #: The consumer's fetched batches and offset commits per second over the whole phase.
+    loop_rates: dict[str, float] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +61,7 @@ class Latency:
             "kafka_delay_histogram": self.kafka_delay,
             "record_to_kafka_ack": self.kafka_ack,
             "pace": self.pace,
+            "consumer_loop_per_s": self.loop_rates,
             "store_time": self.store_time,
             "cpu_cores": self.cpu_cores,
             "warm_up_s": self.warm_up_s,
@@ -143,6 +146,11 @@ async def kafka_to_row(
     early = {i: t for i, t in log.sent_at.items() if t < cut}
     delays = lateness(steady, written)
     early_delays = lateness(early, written)
+    span = max(log.finished - log.started, 1e-9)
+
+    def per_s(name: str) -> float:
+        return round((after.value(name) - before.value(name)) / span, 1)
+
     return Latency(
         target_rate=rate,
         achieved_rate=log.achieved_rate,
@@ -154,6 +162,10 @@ async def kafka_to_row(
         warm_up_summary=latency_summary(early_delays) if early else None,
         cpu_cores=cpu,
         pace={"max_lag_ms": round(log.max_lag_s * 1000, 1), "late_records": log.late},
+        loop_rates={
+            "batches": per_s("tgbridge_batch_records_count"),
+            "offset_commits": per_s("tgbridge_offset_commits_total"),
+        },
         kafka_ack=latency_summary([d for t, d in log.acked if t >= cut]),
         histogram=histogram_view(
             HistogramDelta.between(before, after, "tgbridge_e2e_from_kafka_seconds")

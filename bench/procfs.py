@@ -123,3 +123,14 @@ def service_pid(state_dir: Path, name: str) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if Path(f"/proc/{pid}").exists() else None
+
+
+def age_seconds(pid: int) -> float | None:
+    """How long ago the process started (from ``/proc/<pid>/stat`` and ``/proc/uptime``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return uptime - int(fields[19]) / _TICKS

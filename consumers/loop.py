@@ -554,6 +554,7 @@ class ConsumerLoop:
         self._refused = {}
         if not offsets:
             return
+        self.metrics.offset_commits.inc()
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:

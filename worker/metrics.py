@@ -214,6 +214,11 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.offset_commits = LoopCounter(
+            "tgbridge_offset_commits_total",
+            "Offset commits sent to Kafka (each covers the partitions with newly written records).",
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "tgbridge_consumer_lag",
             "Records between the committed position and the end of the partition.",

@@ -76,6 +76,8 @@ async def test_varied_updates_become_exactly_one_row_per_message(
     assert scraped["tgbridge_messages_written_total"] == len(expected)
     assert scraped["tgbridge_edits_applied_total"] == stats.edits
     assert scraped["tgbridge_duplicates_skipped_total"] == stats.duplicates
+    # Offsets were committed, in fewer commits than records (they cover batches).
+    assert 1 <= scraped["tgbridge_offset_commits_total"] < len(updates)
     # Replies to stored messages point at the stored message's key.
     by_tg = {(r.chat_id, r.telegram_message_id): r.message_id for r in rows}
     replies = [r for r in rows if r.reply_to_telegram_id is not None]
