@@ -407,8 +407,8 @@ async def _warm_young_jvms(
     """Warm Kafka's and Cassandra's JVMs first when either started less than 10 minutes ago.
 
     ``make bench`` starts the services and runs the benchmark straight away. Measured on JVMs
-    that are still compiling, the first phases pay for the compiling: on this machine the first
-    ingest ran 20-40% slower than the second, and both replays measured within minutes of a
+    that are still compiling, the first phases pay for the compiling: in round 27's BR the first
+    ingest ran 28% slower than the second, and both replays measured within minutes of a
     start missed 3x (BO, BR) where 41 other runs met it. So a run that finds a young JVM first
     drives the ceiling's statements (new messages, then the same ones again as duplicates, so
     the replay's reads of stored rows are compiled too) into a throwaway keyspace, and pulls the
@@ -417,7 +417,7 @@ async def _warm_young_jvms(
     """
     ages = _jvm_ages(run)
     found: dict[str, Any] = {"age_s_at_start": ages}
-    if not ages or min(ages.values()) >= YOUNG_JVM_S or run.options.quick:
+    if not ages or min(ages.values()) >= YOUNG_JVM_S or run.options.quick or not raws:
         return found
     run.say(
         "warm-up: the services started "
