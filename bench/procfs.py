@@ -21,15 +21,20 @@ def status_kib(pid: int, field: str) -> int | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time the process has used so far."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` from field 3 on (index 0 is the state); None once it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces; the fields after its closing parenthesis don't.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time the process has used so far."""
+    fields = _stat_fields(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def machine_busy_seconds() -> tuple[float, float]:
@@ -127,10 +132,8 @@ def service_pid(state_dir: Path, name: str) -> int | None:
 
 def age_seconds(pid: int) -> float | None:
     """How long ago the process started (from ``/proc/<pid>/stat`` and ``/proc/uptime``)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
+    fields = _stat_fields(pid)
+    if fields is None:
         return None
-    fields = stat[stat.rindex(")") + 2 :].split()
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
     return uptime - int(fields[19]) / _TICKS

@@ -395,7 +395,7 @@ async def _more_ingests(
 def _jvm_ages(run: Run) -> dict[str, float]:
     ages = {}
     for name, pid in run.services().items():
-        age = age_seconds(pid) if name != "bench" else None
+        age = None if name == "bench" else age_seconds(pid)
         if age is not None:
             ages[name] = round(age, 1)
     return ages
@@ -425,9 +425,16 @@ async def _warm_young_jvms(
         + " ago; warming their JVMs before measuring (not measured)"
     )
     started = time.monotonic()
-    passes: list[dict[str, Any]] = []
+    # Kafka's fetch path: one consumer through the pre-filled topic, as the ingest does.
     target = run.target("jvm-warm", f"bench_{run.run_id}_jvmwarm")
-    drained = False
+    await migrate(target, run.workdir)
+    keyspaces.append(target.keyspace)
+    await drain(
+        run.kafka, target, run.workdir / "consumer-jvm-warm.log", run.options.consumer_env,
+        run.services(), within_s=3600,
+    )
+    await drop_keyspace(store, target.keyspace)
+    passes: list[dict[str, Any]] = []
     n = 0
     while True:
         chunk = raws[(n * JVM_WARM_CHUNK) % len(raws):][:JVM_WARM_CHUNK]
@@ -448,16 +455,6 @@ async def _warm_young_jvms(
                 ),
             })
         await drop_keyspace(store, ks)
-        if not drained:
-            # Kafka's fetch path: one consumer through the pre-filled topic, as the ingest does.
-            await migrate(target, run.workdir)
-            keyspaces.append(target.keyspace)
-            await drain(
-                run.kafka, target, run.workdir / "consumer-jvm-warm.log", run.options.consumer_env,
-                run.services(), within_s=3600,
-            )
-            await drop_keyspace(store, target.keyspace)
-            drained = True
         ages = _jvm_ages(run)
         elapsed = time.monotonic() - started
         if min(ages.values(), default=JVM_WARM_UNTIL_S) >= JVM_WARM_UNTIL_S or (
